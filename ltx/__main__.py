@@ -1,0 +1,5 @@
+import sys
+
+from ltx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""The one exception hierarchy of the project.
+
+Every failure the ``ltx`` package can detect is an :class:`LTXError`. Each
+instance carries, when known, the file ``path``, the replica ``level`` and the
+``txid`` it concerns, so a message read in a log says what failed and where.
+The ``replica`` package extends this hierarchy for storage and database errors.
+"""
+
+from __future__ import annotations
+
+
+class LTXError(Exception):
+    """Base class: something about an LTX file, a chain of them, or its use is wrong."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        level: int | None = None,
+        txid: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.level = level
+        self.txid = txid
+
+    def where(self) -> str:
+        """The location part of the message: ``path (level L, txid T)``."""
+        parts = []
+        if self.level is not None:
+            parts.append(f"level {self.level}")
+        if self.txid is not None:
+            parts.append(f"txid {self.txid:016x}")
+        loc = self.path or ""
+        if parts:
+            loc = f"{loc} ({', '.join(parts)})" if loc else ", ".join(parts)
+        return loc
+
+    def located(
+        self, *, path: str | None = None, level: int | None = None, txid: int | None = None
+    ) -> LTXError:
+        """Fill in location fields that are still unknown; returns ``self``."""
+        if self.path is None:
+            self.path = path
+        if self.level is None:
+            self.level = level
+        if self.txid is None:
+            self.txid = txid
+        return self
+
+    def __str__(self) -> str:
+        loc = self.where()
+        return f"{loc}: {self.message}" if loc else self.message
+
+
+class HeaderError(LTXError):
+    """The 100-byte header is malformed or breaks a validation rule."""
+
+
+class BadMagicError(HeaderError):
+    """The file does not start with ``LTX1``."""
+
+
+class HeaderFlagsError(HeaderError):
+    """A header flag other than NoChecksum is set."""
+
+
+class PageError(LTXError):
+    """A page frame is malformed: bad flags, bad order, bad size, undecodable payload."""
+
+
+class PageOrderError(PageError):
+    """Pages are out of order, beyond Commit, missing from a snapshot, or the lock page."""
+
+
+class CompressionError(PageError):
+    """An LZ4 payload could not be decoded to exactly one page."""
+
+
+class PageIndexError(LTXError):
+    """The page index is malformed or disagrees with the page frames."""
+
+
+class TrailerError(LTXError):
+    """The trailer breaks a validation rule."""
+
+
+class TruncatedError(LTXError):
+    """The file ends before a complete LTX file has been read."""
+
+
+class ChecksumMismatchError(LTXError):
+    """A checksum that was recomputed differs from the one recorded."""
+
+    kind = "checksum"
+
+    def __init__(self, expected: int, actual: int, **where: object) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{self.kind} mismatch: recorded {expected:016x}, computed {actual:016x}",
+            **where,  # type: ignore[arg-type]
+        )
+
+
+class FileChecksumMismatchError(ChecksumMismatchError):
+    """The trailer's file checksum does not match the bytes of the file."""
+
+    kind = "file checksum"
+
+
+class PreApplyChecksumMismatchError(ChecksumMismatchError):
+    """The database an incremental file is applied to is not the one it was made from."""
+
+    kind = "pre-apply checksum"
+
+
+class PostApplyChecksumMismatchError(ChecksumMismatchError):
+    """The database after applying a file is not the one the file promises."""
+
+    kind = "post-apply checksum"
+
+
+class EncoderError(LTXError):
+    """The encoder was used out of order or given data that would make an invalid file."""
+
+
+class CompactionError(LTXError):
+    """Inputs to a compaction cannot be merged (page sizes differ, TXIDs not contiguous)."""
+
+
+class FilenameError(LTXError):
+    """A name is not ``<16 hex>-<16 hex>.ltx``."""
+
+
+class DatabaseError(LTXError):
+    """A SQLite database file is malformed or does not match what an operation needs."""
