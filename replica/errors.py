@@ -1,0 +1,96 @@
+"""Errors of the ``replica`` package, extending the :mod:`ltx.errors` hierarchy.
+
+Every failure the replicator can detect is a :class:`ReplicaError`, itself an
+:class:`ltx.errors.LTXError`, so one ``except LTXError`` catches everything the
+project raises and every error carries the optional ``path``/``level``/``txid``.
+"""
+
+from __future__ import annotations
+
+from ltx.errors import LTXError
+
+
+class ReplicaError(LTXError):
+    """Something about replication, a replica, or the local database and its WAL is wrong."""
+
+
+class WALError(ReplicaError):
+    """A file is not a SQLite WAL we can read (as opposed to a WAL that simply ends early).
+
+    Invalid or torn *frames* are not errors: a WAL reader stops at them. This is raised for
+    a header that is not a WAL header at all, or one in a format this implementation does
+    not support, and for buffers of the wrong size handed to a parser.
+    """
+
+
+class WALMagicError(WALError):
+    """The WAL header magic is neither ``0x377f0682`` nor ``0x377f0683``."""
+
+
+class WALVersionError(WALError):
+    """The WAL header's format version is not ``3007000``."""
+
+
+class WALPageSizeError(WALError):
+    """A WAL header with a valid checksum gives a page size that is not a power of two in 512..65536."""
+
+
+# --- Storage (replica client) errors: replica/storage/ -----------------------------------
+
+
+class StorageError(ReplicaError):
+    """A replica store operation failed.
+
+    ``path`` names the object (full URL or local path), ``level``/``txid`` the LTX file
+    when there is one (``txid`` is the file's min TXID; ``min_txid``/``max_txid`` carry
+    both), ``op`` the operation (``list``, ``stat``, ``read``, ``write``, ``delete``,
+    ``delete-all``) and ``attempts`` how many tries were made before giving up.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        level: int | None = None,
+        txid: int | None = None,
+        op: str | None = None,
+        min_txid: int | None = None,
+        max_txid: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        if txid is None:
+            txid = min_txid
+        super().__init__(f"{op}: {message}" if op else message, path=path, level=level, txid=txid)
+        self.op = op
+        self.min_txid = min_txid
+        self.max_txid = max_txid
+        self.attempts = attempts
+
+
+class ReplicaURLError(StorageError):
+    """A replica URL or its options cannot be parsed or are not supported."""
+
+
+class StorageBackendMissingError(StorageError):
+    """The fsspec implementation for a URL scheme is not installed (e.g. ``gcsfs``)."""
+
+
+class FileNotFoundInReplicaError(StorageError):
+    """The LTX file (or the bucket/container holding it) does not exist in the replica.
+
+    The counterpart of Litestream's ``os.ErrNotExist`` from ``OpenLTXFile``. Never retried.
+    """
+
+
+class StorageAccessDeniedError(StorageError):
+    """The store refused the credentials or the operation (HTTP 403, EACCES). Never retried."""
+
+
+class StorageUnavailableError(StorageError):
+    """A transient failure (connection refused/reset, timeout, 5xx, throttling) persisted
+    through every retry attempt; ``attempts`` says how many were made."""
+
+
+class StorageIntegrityError(StorageError):
+    """Bytes read back do not match what the store recorded (CRC32C or length mismatch)."""

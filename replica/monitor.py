@@ -1,0 +1,432 @@
+"""Watching one live database: connections, locks, syncs into L0 files, and checkpoints.
+
+How the locks are used (the reasoning is in :mod:`replica.syncplan`):
+
+* ``_reader`` holds a read transaction at all times except inside our own
+  checkpoints, so no checkpoint can copy or discard WAL frames we have not read.
+* ``_barrier`` takes the write lock (``BEGIN IMMEDIATE``) around every moment the
+  read transaction is (re)acquired and the first sync after it, so nothing can be
+  committed that we have not synced when the read transaction begins. Nothing is
+  ever written with it: it is always rolled back.
+* ``_checkpointer`` runs ``PRAGMA wal_checkpoint``.
+
+No row, table or page of the user's database is written by this module. The only
+change made to the database is switching it to WAL mode when it is not already.
+
+The database and WAL files are read through descriptors held open until
+:meth:`Database.close`, after SQLite's connections are closed: closing a
+descriptor of the database file would drop the POSIX locks SQLite holds on it in
+this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from ltx.decoder import Decoder, read_page, read_page_index
+from ltx.errors import LTXError
+from ltx.names import is_filename, parse_filename
+from replica.errors import ReplicaError
+from replica.l0 import L0File, read_wal_header, scan_wal, write_l0
+from replica.syncplan import Action, LastSync, SyncPlan, WALView, plan_sync
+from replica.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WALFrameHeader, WALHeader
+
+log = logging.getLogger("replica.monitor")
+
+
+class DatabaseNotReadyError(ReplicaError):
+    """The database file does not exist yet, or cannot be opened in WAL mode."""
+
+
+@attrs.frozen
+class DBOptions:
+    """Per-database settings, with Litestream 0.5's defaults."""
+
+    meta_path: str | None = None
+    """Default: ``.<name>-litestream`` beside the database."""
+    monitor_interval: float = 1.0
+    checkpoint_interval: float = 60.0
+    """Seconds of database-file idleness before a PASSIVE checkpoint; 0 turns it off."""
+    busy_timeout: float = 1.0
+    min_checkpoint_page_count: int = 1000
+    truncate_page_n: int = 121359
+
+
+def default_meta_path(db_path: str) -> str:
+    d, base = os.path.split(os.path.abspath(db_path))
+    return os.path.join(d, f".{base}-litestream")
+
+
+def wal_bytes(pages: int, page_size: int) -> int:
+    """Size of a WAL holding ``pages`` frames."""
+    return WAL_HEADER_SIZE + pages * (WAL_FRAME_HEADER_SIZE + page_size)
+
+
+class Database:
+    """One database under replication. Thread-safe: every operation takes :attr:`lock`.
+
+    ``on_l0`` is called (under the lock) with every L0 file written, so an uploader can
+    be woken. ``floor_txid`` is the highest TXID known to exist anywhere (the replica's
+    maximum): new files always get a larger TXID, so none is ever reused.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        options: DBOptions | None = None,
+        *,
+        on_l0: Callable[[L0File], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = os.path.abspath(path)
+        self.options = options or DBOptions()
+        self.meta_path = self.options.meta_path or default_meta_path(self.path)
+        self.l0_dir = os.path.join(self.meta_path, "ltx", "0")
+        self.on_l0 = on_l0
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.page_size = 0
+        self.txid = 0
+        """Highest TXID used so far (locally or, per ``floor_txid``, remotely)."""
+        self.last: LastSync | None = None
+        self.last_path: str | None = None
+        self.trusted = False
+        self.synced_since_checkpoint = False
+        self.snapshot_requested = False
+        self._reader: sqlite3.Connection | None = None
+        self._barrier: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._db_fd = -1
+        self._wal_fd = -1
+        self._opened = False
+        self._reading = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened
+
+    def open(self, floor_txid: int = 0) -> None:
+        """Connect, load local state, and make the first (barrier-protected) sync.
+
+        Raises :class:`DatabaseNotReadyError` when the file does not exist yet.
+        """
+        with self.lock:
+            if self._opened:
+                return
+            if not os.path.exists(self.path):
+                raise DatabaseNotReadyError("database does not exist yet", path=self.path)
+            try:
+                self._connect()
+                self._load_local_state(floor_txid)
+                self._opened = True
+                self.sync(barrier=True)
+            except BaseException:
+                self._disconnect()
+                self._opened = False
+                raise
+
+    def _connect(self) -> None:
+        timeout = self.options.busy_timeout
+
+        def conn() -> sqlite3.Connection:
+            c = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            c.execute("PRAGMA wal_autocheckpoint = 0")
+            return c
+
+        self._reader = conn()
+        mode = self._reader.execute("PRAGMA journal_mode = wal").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise DatabaseNotReadyError(
+                f"cannot switch the database to WAL mode (mode is {mode})", path=self.path
+            )
+        self.page_size = int(self._reader.execute("PRAGMA page_size").fetchone()[0])
+        self._barrier = conn()
+        self._checkpointer = conn()
+        self._begin_read()  # creates the -wal file if it did not exist
+        self._db_fd = os.open(self.path, os.O_RDONLY)
+        self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
+
+    def _disconnect(self) -> None:
+        for c in (self._reader, self._barrier, self._checkpointer):
+            if c is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    c.rollback()
+                with contextlib.suppress(sqlite3.Error):
+                    c.close()
+        self._reader = self._barrier = self._checkpointer = None
+        # Only now, with SQLite's connections gone, may our own descriptors close.
+        for fd in (self._db_fd, self._wal_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._db_fd = self._wal_fd = -1
+
+    def close(self, final_sync: bool = True) -> None:
+        """A last barrier-protected sync (unless told otherwise), then disconnect."""
+        with self.lock:
+            if not self._opened:
+                return
+            try:
+                if final_sync:
+                    self.sync(barrier=True)
+            finally:
+                self._disconnect()
+                self._opened = False
+                self.trusted = False
+
+    # -- local state ----------------------------------------------------------------------
+
+    def local_l0_files(self) -> list[tuple[int, str]]:
+        """``(txid, path)`` of the L0 files in the meta directory, oldest first."""
+        try:
+            names = os.listdir(self.l0_dir)
+        except FileNotFoundError:
+            return []
+        out = []
+        for n in names:
+            if is_filename(n):
+                _lo, hi = parse_filename(n)
+                out.append((hi, os.path.join(self.l0_dir, n)))
+        return sorted(out)
+
+    def _load_local_state(self, floor_txid: int) -> None:
+        os.makedirs(self.l0_dir, exist_ok=True)
+        for root, _dirs, names in os.walk(self.meta_path):
+            for n in names:
+                if n.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(root, n))
+        files = self.local_l0_files()
+        local_max = files[-1][0] if files else 0
+        self.last, self.last_path = None, None
+        if files and local_max >= floor_txid:
+            path = files[-1][1]
+            try:
+                with open(path, "rb") as f:
+                    dec = Decoder(f, path=path, level=0)
+                    dec.verify()
+                h = dec.header
+                self.last = LastSync(
+                    local_max, h.wal_offset + h.wal_size, (h.wal_salt1, h.wal_salt2), h.commit
+                )
+                self.last_path = path
+            except (LTXError, OSError) as e:
+                # Keep the TXID (it may have been uploaded); the next sync is a snapshot.
+                log.warning("newest local L0 file is unreadable, next sync is a snapshot: %s", e)
+        if floor_txid > local_max:
+            log.info("database is behind its replica (local %d, replica %d): next sync is a snapshot",
+                     local_max, floor_txid)  # fmt: skip
+        self.txid = max(local_max, floor_txid)
+        self.trusted = False
+
+    # -- syncing --------------------------------------------------------------------------
+
+    def _begin_read(self) -> None:
+        assert self._reader is not None
+        self._end_read()
+        self._reader.execute("BEGIN")
+        self._reader.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        self._reading = True
+
+    def _end_read(self) -> None:
+        assert self._reader is not None
+        self._reading = False
+        with contextlib.suppress(sqlite3.Error):
+            self._reader.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[bool]:
+        """Hold SQLite's write lock (nothing is written); yields False if it stayed busy."""
+        assert self._barrier is not None
+        try:
+            self._barrier.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                yield False
+                return
+            raise
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._barrier.execute("ROLLBACK")
+
+    def _wal_view(self) -> tuple[WALHeader | None, WALView]:
+        h = read_wal_header(self._wal_fd)
+        size = os.fstat(self._wal_fd).st_size
+        if h is None:
+            return None, WALView(None, 0, size)
+        return h, WALView(h.salts, h.checkpoint_seq, size)
+
+    def _last_frame_matches(self, header: WALHeader) -> bool:
+        last = self.last
+        if last is None or self.last_path is None or last.end_offset <= WAL_HEADER_SIZE:
+            return False
+        off = last.end_offset - header.frame_size
+        raw = os.pread(self._wal_fd, header.frame_size, off)
+        if len(raw) < header.frame_size:
+            return False
+        fh = WALFrameHeader.parse(raw[:WAL_FRAME_HEADER_SIZE])
+        if (fh.salt1, fh.salt2) != last.salts:
+            return False
+        try:
+            with open(self.last_path, "rb") as f:
+                page = read_page(f, read_page_index(f), fh.pgno)
+        except (LTXError, OSError):
+            return False
+        return page == raw[WAL_FRAME_HEADER_SIZE:]
+
+    def plan(self) -> tuple[WALHeader | None, SyncPlan]:
+        header, view = self._wal_view()
+        matches = None
+        if (
+            not self.trusted
+            and header is not None
+            and self.last is not None
+            and view.salts == self.last.salts
+        ):
+            matches = self._last_frame_matches(header)
+        p = plan_sync(self.last, view, trusted=self.trusted, last_frame_matches=matches)
+        if self.snapshot_requested and p.action is not Action.SNAPSHOT:
+            p = SyncPlan(Action.SNAPSHOT, reason="snapshot requested")
+        return header, p
+
+    def sync(self, *, barrier: bool = False) -> L0File | None:
+        """Write the next L0 file if there are new commits (or a snapshot is due).
+
+        With ``barrier`` the sync runs under the write lock and (re)establishes trust;
+        if the lock stays busy the sync still runs, untrusted, and trust is retried on
+        the next barrier sync.
+        """
+        with self.lock:
+            if not self._opened:
+                raise DatabaseNotReadyError("database is not open", path=self.path)
+            if not barrier:
+                return self._sync_locked()
+            with self._write_lock() as held:
+                if held or not self._reading:
+                    self._begin_read()  # a fresh read transaction with nothing unsynced behind it
+                out = self._sync_locked()
+                if held:
+                    self.trusted = True
+                return out
+
+    def _sync_locked(self) -> L0File | None:
+        header, p = self.plan()
+        snapshot = p.action is Action.SNAPSHOT
+        if snapshot and p.reason:
+            log.info("%s: writing snapshot L0 (%s)", self.path, p.reason)
+        start = WAL_HEADER_SIZE if snapshot else p.offset
+        scan = scan_wal(self._wal_fd, header, start)
+        prev_commit = self.last.commit if self.last is not None else 0
+        out = write_l0(
+            self.l0_dir,
+            self.txid + 1,
+            wal_fd=self._wal_fd,
+            db_fd=self._db_fd,
+            page_size=self.page_size,
+            scan=scan,
+            snapshot=snapshot,
+            prev_commit=prev_commit,
+            now_ms=int(self.clock() * 1000),
+        )
+        if out is None:
+            if self.last is not None and header is not None and header.salts == self.last.salts:
+                self.last = attrs.evolve(self.last, checkpoint_seq=header.checkpoint_seq)
+            elif self.last is not None and header is not None and p.action is Action.CONTINUE:
+                # a new generation with nothing committed in it yet: remember where it starts
+                self.last = LastSync(self.last.txid, WAL_HEADER_SIZE, header.salts, self.last.commit,
+                                     header.checkpoint_seq)  # fmt: skip
+            return None
+        self.txid = out.txid
+        self.last, self.last_path = out.last, out.path
+        self.snapshot_requested = False
+        self.synced_since_checkpoint = True
+        if self.on_l0 is not None:
+            self.on_l0(out)
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int] | None:
+        """Checkpoint without ever losing a frame; returns SQLite's (busy, log, checkpointed).
+
+        PASSIVE runs under the write lock after a full sync, with our read transaction
+        released only for the checkpoint itself. TRUNCATE (the emergency remedy for a
+        huge WAL file) cannot run while we hold the write lock, so commits may slip in
+        between: afterwards the next sync is planned as after a restart, which means a
+        snapshot if the WAL generation changed. Returns None when the write lock stayed busy.
+        """
+        mode = mode.upper()
+        if mode not in ("PASSIVE", "TRUNCATE"):
+            raise ValueError(f"unsupported checkpoint mode {mode}")
+        with self.lock:
+            assert self._checkpointer is not None
+            with self._write_lock() as held:
+                if not held:
+                    return None
+                self._begin_read()
+                self._sync_locked()
+                self.trusted = True
+                self._end_read()
+                try:
+                    res = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                finally:
+                    if mode == "PASSIVE":
+                        self._begin_read()
+            self.synced_since_checkpoint = False
+            if mode == "PASSIVE":
+                return (int(res[0]), int(res[1]), int(res[2]))
+            # TRUNCATE: our read transaction is released, so we are no longer trusted.
+            self.trusted = False
+            try:
+                res = self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self.sync(barrier=True)  # re-acquires the read transaction under the barrier
+            return (int(res[0]), int(res[1]), int(res[2]))
+
+    def maybe_checkpoint(self) -> str | None:
+        """Apply the checkpoint policy after a sync; returns the mode run, if any."""
+        with self.lock:
+            if not self._opened or self.last is None:
+                return None
+            ps = self.page_size
+            wal_size = os.fstat(self._wal_fd).st_size
+            end = self.last.end_offset
+            if wal_size >= wal_bytes(self.options.truncate_page_n, ps):
+                log.info("%s: wal file is %d bytes, forcing truncate checkpoint", self.path, wal_size)
+                return "TRUNCATE" if self.checkpoint("TRUNCATE") is not None else None
+            if end >= wal_bytes(self.options.min_checkpoint_page_count, ps):
+                return "PASSIVE" if self.checkpoint("PASSIVE") is not None else None
+            interval = self.options.checkpoint_interval
+            idle = self.clock() - os.fstat(self._db_fd).st_mtime
+            if interval > 0 and self.synced_since_checkpoint and end > wal_bytes(1, ps) and idle > interval:
+                return "PASSIVE" if self.checkpoint("PASSIVE") is not None else None
+            return None
+
+    def request_snapshot(self) -> None:
+        """Make the next sync a full snapshot (e.g. when the replica lost its history)."""
+        with self.lock:
+            self.snapshot_requested = True
+
+    # -- local housekeeping ---------------------------------------------------------------
+
+    def remove_local_files(self, up_to_txid: int) -> int:
+        """Delete local L0 files with TXID <= ``up_to_txid``, always keeping the newest one."""
+        with self.lock:
+            removed = 0
+            for txid, path in self.local_l0_files():
+                if txid <= up_to_txid and path != self.last_path:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                        removed += 1
+            return removed

@@ -1,0 +1,128 @@
+"""Shipping local L0 files to the replica, in TXID order, and keeping the meta directory small.
+
+The replica's position is the highest TXID it holds (over all levels), read once at
+start and after any failure; each upload advances it. A local file is deleted once
+it is uploaded, except the newest, which the next start-up needs to decide whether
+it can continue from the WAL.
+
+A gap (the replica's newest file is older than our oldest unsent file, e.g. the
+replica was emptied, or a local file was lost) would make the replica unrestorable.
+It is closed with a snapshot: a local L0 file holding every page is also written to
+the snapshot level as ``1-<txid>``, which any restore can start from; if the next
+file is not such a file, the database is asked for one and older files are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from ltx.decoder import read_page_index
+from ltx.errors import LTXError
+from ltx.names import lock_pgno
+from replica.monitor import Database
+from replica.storage import SNAPSHOT_LEVEL, ReplicaClient
+
+log = logging.getLogger("replica.uploader")
+
+LEVELS = range(0, SNAPSHOT_LEVEL + 1)
+
+
+def is_full_image(path: str) -> bool:
+    """Whether the LTX file at ``path`` holds every page ``1..commit`` (lock page aside)."""
+    with open(path, "rb") as f:
+        info = read_page_index(f, path=path)
+    h = info.header
+    expected = h.commit - (1 if h.commit >= lock_pgno(h.page_size) else 0)
+    return len(info.index) == expected
+
+
+class Uploader:
+    """Uploads one database's L0 files to one replica client."""
+
+    def __init__(self, db: Database, client: ReplicaClient, *, max_batch: int = 256) -> None:
+        self.db = db
+        self.client = client
+        self.max_batch = max_batch
+        self.remote_max: int | None = None
+        self.lock = threading.Lock()
+        self.uploaded = 0
+
+    def remote_position(self) -> int:
+        """The replica's highest TXID over every level (0 when empty); listed, then cached."""
+        if self.remote_max is None:
+            best = 0
+            for level in LEVELS:
+                for info in self.client.list_files(level):
+                    best = max(best, info.max_txid)
+            self.remote_max = best
+        return self.remote_max
+
+    def pending(self) -> list[tuple[int, str]]:
+        pos = self.remote_position()
+        return [(t, p) for t, p in self.db.local_l0_files() if t > pos]
+
+    def sync(self) -> int:
+        """Upload every pending local file in order; returns how many were uploaded.
+
+        Raises the store's error (after its own retries) and forgets the cached
+        position, so the next call re-lists the replica.
+        """
+        with self.lock:
+            try:
+                return self._sync()
+            except BaseException:
+                self.remote_max = None
+                raise
+
+    def _sync(self) -> int:
+        done = 0
+        for txid, path in self.pending()[: self.max_batch or None]:
+            pos = self.remote_position()
+            if txid != pos + 1 and not self._close_gap(txid, path, pos):
+                break
+            if not os.path.exists(path):
+                break  # removed underneath us; the next round re-lists
+            self.client.write_file(0, txid, txid, Path(path))
+            self.remote_max = txid
+            done += 1
+            self.uploaded += 1
+            self.db.remove_local_files(txid)
+        return done
+
+    def _close_gap(self, txid: int, path: str, pos: int) -> bool:
+        """Handle a file that does not follow the replica's newest; True if it may be uploaded now."""
+        if txid <= pos:
+            return False
+        try:
+            full = is_full_image(path)
+        except (LTXError, OSError):
+            full = False
+        if not full:
+            log.warning(
+                "%s: replica ends at txid %d but the next local file is %d: requesting a snapshot",
+                self.db.path, pos, txid,
+            )  # fmt: skip
+            self.db.request_snapshot()
+            self.db.remove_local_files(txid)
+            return False
+        log.info("%s: replica ends at txid %d: uploading snapshot 1-%d", self.db.path, pos, txid)
+        self.client.write_file(SNAPSHOT_LEVEL, 1, txid, Path(path))
+        return True
+
+    def sync_with_retry(self, timeout: float, interval: float = 0.5) -> bool:
+        """Keep syncing until nothing is pending or ``timeout`` passes; True if all was uploaded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sync()
+                if not self.pending():
+                    return True
+            except LTXError as e:
+                log.warning("%s: final upload failed, retrying: %s", self.db.path, e)
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
