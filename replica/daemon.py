@@ -82,10 +82,12 @@ class Replication:
     def open(self) -> bool:
         """Open the database now if it exists; False when it does not exist yet."""
         try:
-            self.db.open(self.uploader.remote_position())
-            return True
+            remote = self.uploader.remote_position()
+            self.db.open(remote)
         except DatabaseNotReadyError:
             return False
+        self.db.remove_local_files(remote)  # e.g. files another replicator left behind
+        return True
 
     def sync_once(self) -> None:
         """One sync, checkpoint policy and upload, in the caller's thread (``-once``, tests)."""

@@ -1,0 +1,437 @@
+"""``python -m replica``: the ``litestream`` command line, subcommand for subcommand.
+
+Spellings follow Litestream 0.5 (Go ``flag``: ``-o`` and ``--o`` both work, flags go
+before positional arguments). Errors print ``Error: <message>`` to stderr and exit 1.
+
+Deliberate differences, each for the user's benefit:
+
+* ``replicate DB`` with no replica URL replicates to the directory ``<DB>-replica``
+  beside the database instead of failing.
+* ``replicate`` exits 0 after a signal only if every L0 file it wrote reached the
+  replica; otherwise 1, naming how many files wait in the meta directory (they are
+  uploaded on the next start).
+* ``restore`` shows progress on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from ltx import __version__
+from ltx.errors import LTXError
+from replica.daemon import Replication, ReplicationOptions
+from replica.monitor import DBOptions
+from replica.storage import SNAPSHOT_LEVEL, open_replica_client, parse_replica_url
+
+log = logging.getLogger("replica")
+
+VERSION = f"v{__version__}-py"
+
+
+class UsageError(Exception):
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _flag(p: argparse.ArgumentParser, name: str, **kw: Any) -> None:
+    p.add_argument(f"-{name}", f"--{name}", dest=name.replace("-", "_"), **kw)
+
+
+def is_url(s: str) -> bool:
+    import re
+
+    return re.match(r"^\w+://", s) is not None
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    lvl = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "WARN": logging.WARNING, "WARNING": logging.WARNING,
+           "ERROR": logging.ERROR}.get(level.upper(), logging.INFO)  # fmt: skip
+    logging.basicConfig(
+        level=lvl,
+        stream=sys.stdout,
+        format="time=%(asctime)s level=%(levelname)s msg=%(message)s",
+        force=True,
+    )
+
+
+# -- replicate ----------------------------------------------------------------------------
+
+
+def _db_options_from(dbc: Any) -> DBOptions:
+    def secs(v: Any, default: float) -> float:
+        return default if v is None else (v.total_seconds() if isinstance(v, dt.timedelta) else float(v))
+
+    return DBOptions(
+        meta_path=getattr(dbc, "meta_path", None),
+        monitor_interval=secs(getattr(dbc, "monitor_interval", None), 1.0),
+        checkpoint_interval=secs(getattr(dbc, "checkpoint_interval", None), 60.0),
+        busy_timeout=secs(getattr(dbc, "busy_timeout", None), 1.0),
+        min_checkpoint_page_count=int(getattr(dbc, "min_checkpoint_page_count", None) or 1000),
+        truncate_page_n=int(getattr(dbc, "truncate_page_n", None) or 121359),
+    )
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or os.environ.get("LOG_LEVEL", "INFO"))
+    targets: list[tuple[str, str, ReplicationOptions]] = []
+    exec_cmd = args.exec
+    if args.positional:
+        if args.config:
+            raise UsageError("cannot specify a replica URL and the -config flag")
+        for a in args.positional[2:]:
+            if a.startswith("-"):
+                raise UsageError(f'flag "{a}" must be positioned before DB_PATH and REPLICA_URL arguments')
+        if len(args.positional) > 2:
+            raise UsageError("multiple replicas on a single database are no longer supported")
+        db = os.path.abspath(args.positional[0])
+        url = args.positional[1] if len(args.positional) == 2 else f"file://{db}-replica"
+        targets.append((db, url, ReplicationOptions()))
+    else:
+        from replica import config as cfgmod
+
+        cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
+        exec_cmd = exec_cmd or getattr(cfg, "exec", None) or None
+        for dbc in cfgmod.expand_dir_entries(cfg):
+            rc = dbc.replica
+            opts = ReplicationOptions(
+                db=_db_options_from(dbc),
+                sync_interval=rc.sync_interval.total_seconds() if rc.sync_interval else 1.0,
+                max_batch=rc.max_sync_ltx_files,
+                shutdown_timeout=cfg.shutdown_sync_timeout.total_seconds(),
+                shutdown_interval=cfg.shutdown_sync_interval.total_seconds(),
+            )
+            targets.append((dbc.path, cfgmod.replica_url(rc), opts))
+        if not targets:
+            log.info("no databases specified in configuration")
+    if args.once and exec_cmd:
+        raise UsageError("cannot specify -once flag with -exec")
+    log.info("litestream version=%s", VERSION)
+    reps: list[Replication] = []
+    for db, url, opts in targets:
+        client = open_replica_client(url)
+        reps.append(Replication(db, client, opts))
+        log.info("initialized db path=%s replica=%s", db, parse_replica_url(url))
+    if args.once:
+        for r in reps:
+            r.sync_once()
+            r.stop()
+        log.info("one-shot replication complete")
+        return 0
+    for r in reps:
+        r.open()
+        r.start()
+    return _run_until_signal(reps, exec_cmd)
+
+
+def _run_until_signal(reps: list[Replication], exec_cmd: str | None) -> int:
+    stop = threading.Event()
+    signals: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signals:
+            return
+        signals.append(signum)
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    child: subprocess.Popen[bytes] | None = None
+    child_rc = 0
+    try:
+        if exec_cmd:
+            child = subprocess.Popen(shlex.split(exec_cmd))
+            threading.Thread(target=lambda: (child.wait(), stop.set()), daemon=True).start()  # type: ignore[union-attr]
+        while not stop.wait(0.5):
+            pass
+        if child is not None:
+            if child.poll() is None:
+                child.send_signal(signals[0] if signals else signal.SIGTERM)
+            child_rc = child.wait()
+            log.info("subprocess exited, litestream shutting down")
+        else:
+            log.info("signal received, litestream shutting down")
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    complete = True
+    for r in reps:
+        complete = r.stop() and complete
+    log.info("litestream shut down")
+    if child is not None and child_rc != 0 and not (signals and child_rc < 0):
+        raise LTXError(f"exit status {child_rc}")
+    if not complete:
+        waiting = sum(len(r.uploader.pending()) for r in reps if _safe_pending(r))
+        raise LTXError(
+            f"{waiting} L0 file(s) not uploaded before shutdown; they stay in the meta directory "
+            "and are uploaded on the next start"
+        )
+    return 0
+
+
+def _safe_pending(r: Replication) -> bool:
+    try:
+        r.uploader.pending()
+        return True
+    except LTXError:
+        return False
+
+
+# -- restore ------------------------------------------------------------------------------
+
+
+def _parse_timestamp(s: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            "invalid -timestamp, must specify in ISO 8601 format (e.g. 2000-01-01T00:00:00Z)"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _parse_txid(s: str) -> int:
+    if len(s) != 16:
+        raise UsageError(f'invalid value "{s}" for flag -txid: invalid txid format')
+    try:
+        return int(s, 16)
+    except ValueError:
+        raise UsageError(f'invalid value "{s}" for flag -txid: invalid txid format') from None
+
+
+def _resolve_source(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(replica URL, database path from the config or None) for restore/ltx."""
+    target = args.target
+    if is_url(target):
+        if args.config:
+            raise UsageError("cannot specify a replica URL and the -config flag")
+        return target, None
+    from replica import config as cfgmod
+
+    cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
+    path = os.path.abspath(os.path.expanduser(target))
+    for dbc in cfgmod.expand_dir_entries(cfg):
+        if dbc.path == path:
+            return cfgmod.replica_url(dbc.replica), path
+    raise LTXError(f"database not found in config: {path}")
+
+
+def _progress_printer() -> Any:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        pct = 100.0 * done / total if total else 100.0
+        sys.stderr.write(f"\rrestoring: {done >> 20} / {total >> 20} MiB ({pct:5.1f}%)")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    _setup_logging()
+    if not args.target:
+        raise UsageError(
+            "database path or replica URL required", "litestream restore -o /path/to/db s3://bucket/prefix"
+        )
+    txid = _parse_txid(args.txid) if args.txid else None
+    ts = _parse_timestamp(args.timestamp) if args.timestamp else None
+    if args.integrity_check not in ("none", "quick", "full"):
+        raise UsageError(f"invalid -integrity-check value: {args.integrity_check}")
+    if txid is not None and ts is not None:
+        raise UsageError("cannot specify index & timestamp to restore")
+    url, db_path = _resolve_source(args)
+    output = args.o or db_path
+    if output is None:
+        raise UsageError(
+            "-o is required when restoring from a replica URL", f"litestream restore -o /path/to/db {url}"
+        )
+    if args.if_db_not_exists and os.path.exists(output):
+        log.info("database already exists, skipping")
+        return 0
+    from replica import restore as restore_mod
+
+    client = open_replica_client(url)
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        result = restore_mod.restore(
+            client,
+            output,
+            txid=txid,
+            timestamp=ts,
+            integrity_check=args.integrity_check,
+            force=args.force,
+            parallelism=args.parallelism,
+            progress=_progress_printer(),
+        )
+    except restore_mod.NoBackupError:
+        if args.if_replica_exists:
+            log.info("no matching backups found")
+            return 0
+        raise
+    if args.json:
+        took = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+        print(json.dumps({"db_path": output, "replica": client.type, "txid": f"{result.txid:016x}",
+                          "duration_ms": int(took * 1000), "integrity_check": args.integrity_check}, indent=2))  # fmt: skip
+    return 0
+
+
+# -- ltx, databases, version --------------------------------------------------------------
+
+
+def cmd_ltx(args: argparse.Namespace) -> int:
+    if not args.target:
+        raise UsageError("database path or replica URL required", "litestream ltx /path/to/db")
+    if args.level == "all":
+        levels = list(range(SNAPSHOT_LEVEL + 1))
+    else:
+        try:
+            lv = int(args.level)
+        except ValueError:
+            raise UsageError('invalid level: must be 0-9 or "all"') from None
+        if not 0 <= lv <= SNAPSHOT_LEVEL:
+            raise UsageError("level must be between 0 and 9")
+        levels = [lv]
+    url, _ = _resolve_source(args)
+    client = open_replica_client(url)
+    rows = [f for lv in levels for f in client.list_files(lv)]
+    if args.json:
+        print(json.dumps([{"level": f.level, "min_txid": f"{f.min_txid:016x}", "max_txid": f"{f.max_txid:016x}",
+                           "size": f.size, "timestamp": _iso(f.created_at)} for f in rows], indent=2))  # fmt: skip
+        return 0
+    table = [["level", "min_txid", "max_txid", "size", "created"]]
+    table += [
+        [str(f.level), f"{f.min_txid:016x}", f"{f.max_txid:016x}", str(f.size), _iso(f.created_at)]
+        for f in rows
+    ]
+    _print_table(table)
+    return 0
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_databases(args: argparse.Namespace) -> int:
+    if args.extra:
+        raise UsageError("too many arguments")
+    from replica import config as cfgmod
+
+    cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
+    rows = [(d.path, d.replica.type) for d in cfg.dbs if getattr(d, "path", None)]
+    if args.json:
+        print(json.dumps([{"path": p, "replica": t} for p, t in rows], indent=2))
+        return 0
+    _print_table([["path", "replica"], *[[p, t] for p, t in rows]])
+    return 0
+
+
+def cmd_version(_args: argparse.Namespace) -> int:
+    print(VERSION)
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="litestream", add_help=True)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    def config_flags(s: argparse.ArgumentParser) -> None:
+        _flag(s, "config", default=None, help="configuration file")
+        _flag(s, "no-expand-env", action="store_true", help="do not expand $VARIABLES in the configuration")
+
+    s = sub.add_parser("replicate", help="replicate databases continuously")
+    config_flags(s)
+    _flag(s, "exec", default=None, help="run this command as a child and stop when it exits")
+    _flag(s, "once", action="store_true", help="sync every database once, then exit")
+    _flag(s, "log-level", default=None, help="trace, debug, info, warn or error")
+    s.add_argument("positional", nargs="*", metavar="DB_PATH [REPLICA_URL]")
+    s.set_defaults(run=cmd_replicate)
+
+    s = sub.add_parser("restore", help="restore a database from its replica")
+    config_flags(s)
+    _flag(s, "o", default=None, help="output path")
+    _flag(s, "txid", default=None, help="restore up to and including this TXID (16 hex digits)")
+    _flag(s, "timestamp", default=None, help="restore the state as of this RFC 3339 time")
+    _flag(s, "parallelism", type=int, default=8, help="files fetched at once")
+    _flag(s, "if-db-not-exists", action="store_true", help="do nothing if the output exists")
+    _flag(s, "if-replica-exists", action="store_true", help="exit 0 if there is no backup")
+    _flag(s, "integrity-check", default="none", help="none, quick or full")
+    _flag(s, "force", action="store_true", help="overwrite an existing output")
+    _flag(s, "json", action="store_true", help="print a JSON summary")
+    s.add_argument("target", nargs="?", metavar="DB_PATH|REPLICA_URL")
+    s.set_defaults(run=cmd_restore)
+
+    s = sub.add_parser("ltx", help="list a replica's LTX files", aliases=["wal"])
+    config_flags(s)
+    _flag(s, "level", default="0", help='level 0-9 or "all"')
+    _flag(s, "json", action="store_true", help="print JSON")
+    s.add_argument("target", nargs="?", metavar="DB_PATH|REPLICA_URL")
+    s.set_defaults(run=cmd_ltx)
+
+    s = sub.add_parser("databases", help="list the databases in the configuration")
+    config_flags(s)
+    _flag(s, "json", action="store_true", help="print JSON")
+    s.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+    s.set_defaults(run=cmd_databases)
+
+    s = sub.add_parser("version", help="print the version")
+    s.set_defaults(run=cmd_version)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        parser.print_help(sys.stdout)
+        return 1
+    if argv[0] == "help":
+        parser.print_help(sys.stdout)
+        return 0
+    if argv[0] == "wal":
+        print("Warning: 'wal' command is deprecated, please use 'ltx' instead", file=sys.stderr)
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stdout)
+            return 1
+        return int(args.run(args))
+    except UsageError as e:
+        if str(e).startswith("argument command: invalid choice"):
+            print(f"litestream {argv[0]}: unknown command", file=sys.stderr)
+            return 1
+        print(f"Error: {e}", file=sys.stderr)
+        if e.hint:
+            print(f"Try: {e.hint}", file=sys.stderr)
+        return 1
+    except LTXError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,81 @@
+"""Errors of restore: planning, the output path, and the restored image.
+
+All are :class:`RestoreError`, a :class:`replica.errors.ReplicaError` (and so an
+:class:`ltx.errors.LTXError`). Errors found while reading the backup files are not
+wrapped: a damaged file raises the decoder's own type (for example
+:class:`ltx.errors.FileChecksumMismatchError`) located at the replica file, and a
+storage failure raises :class:`replica.errors.StorageError`.
+
+Planning errors mirror Litestream's: ``ErrTxNotAvailable`` is
+:class:`TxNotAvailableError`, of which :class:`NoBackupError` ("no matching backup
+files available") is the special case "nothing to start from"; a chain with a hole
+is :class:`NonContiguousError`. A CLI that maps ``ErrTxNotAvailable`` to
+``-if-replica-exists`` should catch :class:`TxNotAvailableError`.
+"""
+
+from __future__ import annotations
+
+from replica.errors import ReplicaError
+
+
+class RestoreError(ReplicaError):
+    """A restore cannot be planned or carried out."""
+
+
+class RestoreOptionsError(RestoreError):
+    """The restore was asked for something contradictory or invalid (both a TXID and a time)."""
+
+
+class RestorePlanError(RestoreError):
+    """No chain of backup files leads to the requested state."""
+
+
+class TxNotAvailableError(RestorePlanError):
+    """The requested state is not in the replica (Litestream's ``ErrTxNotAvailable``).
+
+    For example a TXID past the replica's end, or one that only exists inside a
+    compacted file whose own boundaries do not include it.
+    """
+
+
+class NoBackupError(TxNotAvailableError):
+    """Nothing to restore from: the replica is empty, or holds no full database image
+    (snapshot) at or before the target."""
+
+    def __init__(self, message: str = "no matching backup files available", **where: object) -> None:
+        super().__init__(message, **where)  # type: ignore[arg-type]
+
+
+class NonContiguousError(RestorePlanError):
+    """The files that would lead to the target leave a gap in the TXID sequence.
+
+    ``have`` is the TXID the chain reaches, ``next_min`` the first TXID of the next
+    file (0 when there is none).
+    """
+
+    def __init__(self, message: str, *, have: int = 0, next_min: int = 0, **where: object) -> None:
+        super().__init__(message, **where)  # type: ignore[arg-type]
+        self.have = have
+        self.next_min = next_min
+
+
+class OutputExistsError(RestoreError):
+    """The output path (or one of its SQLite sidecars) exists and ``force`` was not given,
+    or it is a directory, or another restore is writing it."""
+
+
+class CorruptBackupError(RestoreError):
+    """The backup files disagree with their listing or with each other: a header whose
+    TXIDs differ from the file name, mixed page sizes, a file shorter than listed, or
+    pages of the database that no file in the plan holds."""
+
+
+class IntegrityCheckError(RestoreError):
+    """SQLite's ``quick_check``/``integrity_check`` of the restored database did not say ``ok``.
+
+    ``results`` holds the (first) rows SQLite returned. The output has been removed.
+    """
+
+    def __init__(self, message: str, *, results: tuple[str, ...] = (), **where: object) -> None:
+        super().__init__(message, **where)  # type: ignore[arg-type]
+        self.results = results
