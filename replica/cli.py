@@ -349,6 +349,15 @@ def cmd_databases(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    if not args.target:
+        raise UsageError("replica URL required", "litestream verify s3://bucket/prefix")
+    from replica import verify as verify_mod
+
+    url, _ = _resolve_source(args)
+    return int(verify_mod.run(url, deep=args.deep, as_json=args.json, out=sys.stdout))
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(VERSION)
     return 0
@@ -399,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(s, "json", action="store_true", help="print JSON")
     s.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     s.set_defaults(run=cmd_databases)
+
+    s = sub.add_parser("verify", help="check that a replica is complete and restorable")
+    config_flags(s)
+    _flag(s, "deep", action="store_true", help="also restore at every file boundary")
+    _flag(s, "json", action="store_true", help="print the report as JSON")
+    s.add_argument("target", nargs="?", metavar="DB_PATH|REPLICA_URL")
+    s.set_defaults(run=cmd_verify)
 
     s = sub.add_parser("version", help="print the version")
     s.set_defaults(run=cmd_version)

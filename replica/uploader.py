@@ -14,13 +14,18 @@ file is not such a file, the database is asked for one and older files are skipp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
-from ltx.decoder import read_page_index
+import attrs
+
+from ltx.decoder import Decoder, read_page_index
+from ltx.encoder import Encoder
 from ltx.errors import LTXError
 from ltx.names import lock_pgno
 from replica.monitor import Database
@@ -38,6 +43,19 @@ def is_full_image(path: str) -> bool:
     h = info.header
     expected = h.commit - (1 if h.commit >= lock_pgno(h.page_size) else 0)
     return len(info.index) == expected
+
+
+def rewrite_as_snapshot(src: BinaryIO, out: BinaryIO) -> None:
+    """Copy a full-image LTX file as a snapshot: the same pages, with ``min_txid`` 1.
+
+    Only the header changes, but the file checksum covers it, so the file is re-encoded.
+    """
+    dec = Decoder(src)
+    enc = Encoder(out, attrs.evolve(dec.header, min_txid=1, pre_apply_checksum=0))
+    for pgno, page in dec:
+        enc.write_page(pgno, page)
+    assert dec.trailer is not None
+    enc.close(None if dec.header.no_checksum else dec.trailer.post_apply_checksum)
 
 
 class Uploader:
@@ -110,7 +128,14 @@ class Uploader:
             self.db.remove_local_files(txid)
             return False
         log.info("%s: replica ends at txid %d: uploading snapshot 1-%d", self.db.path, pos, txid)
-        self.client.write_file(SNAPSHOT_LEVEL, 1, txid, Path(path))
+        tmp = f"{path}.snapshot.tmp"
+        try:
+            with open(path, "rb") as src, open(tmp, "wb") as out:
+                rewrite_as_snapshot(src, out)
+            self.client.write_file(SNAPSHOT_LEVEL, 1, txid, Path(tmp))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         return True
 
     def sync_with_retry(self, timeout: float, interval: float = 0.5) -> bool:
