@@ -230,11 +230,5 @@ def write_l0(
             enc.write_page(pgno, data)
         enc.close()
         size, count = enc.bytes_written, enc.page_count
-    last = LastSync(
-        txid=txid,
-        end_offset=scan.end,
-        salts=salts,
-        commit=commit,
-        checkpoint_seq=h.checkpoint_seq if h is not None else None,
-    )
+    last = LastSync(txid=txid, end_offset=scan.end, salts=salts, commit=commit)
     return L0File(path, txid, size, count, snapshot, last)

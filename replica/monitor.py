@@ -36,6 +36,7 @@ from ltx.errors import LTXError
 from ltx.names import is_filename, parse_filename
 from replica.errors import ReplicaError
 from replica.l0 import L0File, read_wal_header, scan_wal, write_l0
+from replica.metrics import REGISTRY
 from replica.syncplan import Action, LastSync, SyncPlan, WALView, plan_sync
 from replica.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WALFrameHeader, WALHeader
 
@@ -264,8 +265,8 @@ class Database:
         h = read_wal_header(self._wal_fd)
         size = os.fstat(self._wal_fd).st_size
         if h is None:
-            return None, WALView(None, 0, size)
-        return h, WALView(h.salts, h.checkpoint_seq, size)
+            return None, WALView(None, size)
+        return h, WALView(h.salts, size)
 
     def _last_frame_matches(self, header: WALHeader) -> bool:
         last = self.last
@@ -310,15 +311,23 @@ class Database:
         with self.lock:
             if not self._opened:
                 raise DatabaseNotReadyError("database is not open", path=self.path)
-            if not barrier:
-                return self._sync_locked()
-            with self._write_lock() as held:
-                if held or not self._reading:
-                    self._begin_read()  # a fresh read transaction with nothing unsynced behind it
-                out = self._sync_locked()
-                if held:
-                    self.trusted = True
-                return out
+            started = time.monotonic()
+            REGISTRY.inc("litestream_sync_count", db=self.path)
+            try:
+                if not barrier:
+                    return self._sync_locked()
+                with self._write_lock() as held:
+                    if held or not self._reading:
+                        self._begin_read()  # a fresh read transaction with nothing unsynced behind it
+                    out = self._sync_locked()
+                    if held:
+                        self.trusted = True
+                    return out
+            except BaseException:
+                REGISTRY.inc("litestream_sync_error_count", db=self.path)
+                raise
+            finally:
+                REGISTRY.inc("litestream_sync_seconds", time.monotonic() - started, db=self.path)
 
     def _sync_locked(self) -> L0File | None:
         header, p = self.plan()
@@ -340,14 +349,20 @@ class Database:
             now_ms=int(self.clock() * 1000),
         )
         if out is None:
-            if self.last is not None and header is not None and header.salts == self.last.salts:
-                self.last = attrs.evolve(self.last, checkpoint_seq=header.checkpoint_seq)
-            elif self.last is not None and header is not None and p.action is Action.CONTINUE:
+            if (
+                self.last is not None
+                and header is not None
+                and header.salts != self.last.salts
+                and (p.action is Action.CONTINUE)
+            ):
                 # a new generation with nothing committed in it yet: remember where it starts
-                self.last = LastSync(self.last.txid, WAL_HEADER_SIZE, header.salts, self.last.commit,
-                                     header.checkpoint_seq)  # fmt: skip
+                self.last = LastSync(self.last.txid, WAL_HEADER_SIZE, header.salts, self.last.commit)
             return None
         self.txid = out.txid
+        REGISTRY.set("litestream_txid", out.txid, db=self.path)
+        REGISTRY.set("litestream_db_size", os.fstat(self._db_fd).st_size, db=self.path)
+        REGISTRY.set("litestream_wal_size", out.last.end_offset, db=self.path)
+        REGISTRY.inc("litestream_total_wal_bytes", out.last.end_offset - scan.start, db=self.path)
         self.last, self.last_path = out.last, out.path
         self.snapshot_requested = False
         self.synced_since_checkpoint = True
@@ -369,6 +384,18 @@ class Database:
         mode = mode.upper()
         if mode not in ("PASSIVE", "TRUNCATE"):
             raise ValueError(f"unsupported checkpoint mode {mode}")
+        started = time.monotonic()
+        try:
+            res = self._checkpoint(mode)
+        except BaseException:
+            REGISTRY.inc("litestream_checkpoint_error_count", db=self.path, mode=mode)
+            raise
+        if res is not None:
+            REGISTRY.inc("litestream_checkpoint_count", db=self.path, mode=mode)
+            REGISTRY.inc("litestream_checkpoint_seconds", time.monotonic() - started, db=self.path, mode=mode)
+        return res
+
+    def _checkpoint(self, mode: str) -> tuple[int, int, int] | None:
         with self.lock:
             assert self._checkpointer is not None
             with self._write_lock() as held:

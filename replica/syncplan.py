@@ -14,7 +14,8 @@ which every "continue" below rests:
 * So if, when the read transaction began, everything in the WAL had been synced
   (which the barrier guarantees), then every commit since is still in the WAL:
   after the last synced offset in the same generation, or from the top of a new
-  generation that SQLite began with ``salt1 + 1`` and ``checkpoint_seq + 1``.
+  generation, whose salt 1 SQLite sets to the previous one plus one. (The header's
+  checkpoint sequence is no help here: each connection writes its own count.)
 
 ``trusted`` says that invariant holds for the last L0 file: true after any sync
 this process made under its continuously held read transaction; false after a
@@ -47,8 +48,6 @@ class LastSync:
     """Logical end of the WAL data covered: the header's ``wal_offset + wal_size``."""
     salts: tuple[int, int]
     commit: int
-    checkpoint_seq: int | None = None
-    """Checkpoint sequence of the WAL generation synced, when this process saw its header."""
 
 
 @attrs.frozen
@@ -56,7 +55,6 @@ class WALView:
     """The WAL as it is now: its header (None when it has no valid header) and its file size."""
 
     salts: tuple[int, int] | None
-    checkpoint_seq: int
     size: int
 
 
@@ -103,15 +101,7 @@ def plan_sync(
     if trusted:
         if last.salts == NO_SALTS:
             return SyncPlan(Action.CONTINUE, WAL_HEADER_SIZE, "wal started")
-        if last.checkpoint_seq is not None and _is_next_generation(last, wal):
+        if wal.salts[0] == (last.salts[0] + 1) & 0xFFFFFFFF:
             return SyncPlan(Action.CONTINUE, WAL_HEADER_SIZE, "wal restarted after a full checkpoint")
         return SyncPlan(Action.SNAPSHOT, reason="wal restarted unexpectedly")
     return SyncPlan(Action.SNAPSHOT, reason="wal restarted while not replicating")
-
-
-def _is_next_generation(last: LastSync, wal: WALView) -> bool:
-    assert wal.salts is not None and last.checkpoint_seq is not None
-    return (
-        wal.salts[0] == (last.salts[0] + 1) & 0xFFFFFFFF
-        and wal.checkpoint_seq == (last.checkpoint_seq + 1) & 0xFFFFFFFF
-    )

@@ -1,0 +1,121 @@
+"""Prometheus metrics: Litestream 0.5's names, plus replication lag and bytes stored.
+
+A deliberately small registry (counters and gauges with labels, rendered in the
+Prometheus text format) served over HTTP at ``<addr>/metrics``; nothing else is
+exposed on that port (Litestream also serves Go's profiler there).
+
+Names follow Litestream (``db`` labels hold the database's full path; counters have
+no ``_total`` suffix except where Litestream has one). Ours in addition:
+
+* ``litestream_replication_lag_seconds{db}``: age of the oldest committed change not
+  yet in the replica (0 when everything is uploaded);
+* ``litestream_replica_bytes{db}``: bytes the replica holds for the database, as far as
+  this process has seen them;
+* ``litestream_replica_objects{db}``: the number of files it holds.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterable
+
+_HELP = {
+    "litestream_db_size": ("gauge", "Database file size in bytes after the last sync."),
+    "litestream_wal_size": ("gauge", "Logical end of the WAL data synced, in bytes."),
+    "litestream_total_wal_bytes": ("counter", "WAL bytes copied into L0 files."),
+    "litestream_txid": ("gauge", "Current local TXID."),
+    "litestream_sync_count": ("counter", "Sync attempts."),
+    "litestream_sync_error_count": ("counter", "Failed syncs."),
+    "litestream_sync_seconds": ("counter", "Time spent syncing."),
+    "litestream_checkpoint_count": ("counter", "Checkpoints run, by mode."),
+    "litestream_checkpoint_error_count": ("counter", "Failed checkpoints, by mode."),
+    "litestream_checkpoint_seconds": ("counter", "Time spent checkpointing, by mode."),
+    "litestream_replica_operation_total": ("counter", "Replica operations, by type."),
+    "litestream_replica_operation_bytes": ("counter", "Bytes moved by replica operations."),
+    "litestream_replication_lag_seconds": ("gauge", "Age of the oldest change not yet in the replica."),
+    "litestream_replica_bytes": ("gauge", "Bytes stored in the replica for the database."),
+    "litestream_replica_objects": ("gauge", "Files stored in the replica for the database."),
+}
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class Registry:
+    """Thread-safe metric values keyed by (name, labels)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[Labels, float]] = {}
+
+    def _key(self, labels: dict[str, str]) -> Labels:
+        return tuple(sorted(labels.items()))
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        with self._lock:
+            series = self._values.setdefault(name, {})
+            k = self._key(labels)
+            series[k] = series.get(k, 0.0) + amount
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        with self._lock:
+            self._values.setdefault(name, {})[self._key(labels)] = float(value)
+
+    def get(self, name: str, **labels: str) -> float:
+        with self._lock:
+            return self._values.get(name, {}).get(self._key(labels), 0.0)
+
+    def render(self) -> str:
+        """The Prometheus text exposition of every series."""
+        out: list[str] = []
+        with self._lock:
+            for name in sorted(self._values):
+                kind, help_text = _HELP.get(name, ("untyped", ""))
+                out.append(f"# HELP {name} {help_text}")
+                out.append(f"# TYPE {name} {kind}")
+                for labels, value in sorted(self._values[name].items()):
+                    out.append(f"{name}{_fmt_labels(labels)} {_fmt_value(value)}")
+        return "\n".join(out) + "\n"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _fmt_labels(labels: Iterable[tuple[str, str]]) -> str:
+    items = [f'{k}="{_escape(v)}"' for k, v in labels]
+    return "{" + ",".join(items) + "}" if items else ""
+
+
+def _fmt_value(v: float) -> str:
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+REGISTRY = Registry()
+"""The process-wide registry the replicator reports to."""
+
+
+def serve(addr: str, registry: Registry = REGISTRY) -> http.server.ThreadingHTTPServer:
+    """Serve ``/metrics`` on ``host:port`` in a daemon thread; ``shutdown()`` on the result stops it."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port:
+        raise ValueError("must specify port for bind address")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = registry.render().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((host or "", int(port)), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

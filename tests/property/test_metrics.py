@@ -1,0 +1,66 @@
+"""Metrics: the text exposition, the HTTP endpoint, and what a real sync reports."""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from replica.metrics import REGISTRY, Registry, serve
+from replica.monitor import Database
+from tests.integration.s3server import free_port
+
+
+def test_render_is_prometheus_text() -> None:
+    r = Registry()
+    r.inc("litestream_sync_count", db='/a "b"')
+    r.inc("litestream_sync_count", 2, db='/a "b"')
+    r.set("litestream_txid", 7, db="/x")
+    r.inc("litestream_sync_seconds", 0.25, db="/x")
+    text = r.render()
+    assert "# TYPE litestream_sync_count counter" in text
+    assert 'litestream_sync_count{db="/a \\"b\\""} 3' in text
+    assert 'litestream_txid{db="/x"} 7' in text
+    assert 'litestream_sync_seconds{db="/x"} 0.25' in text
+
+
+def test_metrics_endpoint_serves_the_registry() -> None:
+    r = Registry()
+    r.set("litestream_txid", 42, db="/db")
+    port = free_port()
+    server = serve(f"127.0.0.1:{port}", r)
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'litestream_txid{db="/db"} 42' in body
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+    finally:
+        server.shutdown()
+    with pytest.raises(ValueError, match="port"):
+        serve("localhost", r)
+
+
+def test_a_sync_reports_txid_sizes_and_counts(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = wal")
+    con.execute("CREATE TABLE t(x)")
+    d = Database(str(db))
+    d.open()
+    try:
+        syncs = REGISTRY.get("litestream_sync_count", db=d.path)
+        con.execute("INSERT INTO t VALUES (randomblob(5000))")
+        out = d.sync()
+        assert out is not None
+        assert REGISTRY.get("litestream_sync_count", db=d.path) == syncs + 1
+        assert REGISTRY.get("litestream_txid", db=d.path) == out.txid
+        assert REGISTRY.get("litestream_wal_size", db=d.path) == out.last.end_offset
+        assert REGISTRY.get("litestream_db_size", db=d.path) == db.stat().st_size
+        assert d.checkpoint("PASSIVE") is not None
+        assert REGISTRY.get("litestream_checkpoint_count", db=d.path, mode="PASSIVE") >= 1
+    finally:
+        d.close()
+        con.close()
