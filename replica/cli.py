@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,9 +31,11 @@ from typing import Any, NoReturn
 
 from ltx import __version__
 from ltx.errors import LTXError
+from ltx.names import is_filename, parse_filename
+from replica import metrics
 from replica.daemon import Replication, ReplicationOptions
-from replica.monitor import DBOptions
-from replica.storage import SNAPSHOT_LEVEL, open_replica_client, parse_replica_url
+from replica.monitor import DBOptions, default_meta_path
+from replica.storage import SNAPSHOT_LEVEL, ReplicaClient, build_s3_filesystem, open_replica_client
 
 log = logging.getLogger("replica")
 
@@ -60,15 +63,25 @@ def is_url(s: str) -> bool:
     return re.match(r"^\w+://", s) is not None
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    lvl = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "WARN": logging.WARNING, "WARNING": logging.WARNING,
-           "ERROR": logging.ERROR}.get(level.upper(), logging.INFO)  # fmt: skip
-    logging.basicConfig(
-        level=lvl,
-        stream=sys.stdout,
-        format="time=%(asctime)s level=%(levelname)s msg=%(message)s",
-        force=True,
-    )
+class _JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
+        return json.dumps(
+            {"time": when.replace("+00:00", "Z"), "level": record.levelname, "msg": record.getMessage()}
+        )
+
+
+def _setup_logging(level: str = "INFO", kind: str = "text", stderr: bool = False) -> None:
+    """Logging as Litestream does it: text (or JSON) on stdout (or stderr), INFO by default."""
+    levels = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "WARN": logging.WARNING}
+    levels.update({"WARNING": logging.WARNING, "ERROR": logging.ERROR})
+    lvl = levels.get(level.upper(), logging.INFO)
+    handler = logging.StreamHandler(sys.stderr if stderr else sys.stdout)
+    if kind == "json":
+        handler.setFormatter(_JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s msg=%(message)s"))
+    logging.basicConfig(level=lvl, handlers=[handler], force=True)
 
 
 # -- replicate ----------------------------------------------------------------------------
@@ -88,10 +101,32 @@ def _db_options_from(dbc: Any) -> DBOptions:
     )
 
 
+def client_for(rc: Any) -> ReplicaClient:
+    """A replica client for a configured replica, with credentials from the config when given."""
+    url = rc.to_replica_url()
+    if url.scheme == "s3" and rc.access_key_id and url.s3 is not None:
+        fs = build_s3_filesystem(
+            url.s3, connect_timeout=10.0, read_timeout=60.0, key=rc.access_key_id, secret=rc.secret_access_key
+        )
+        return open_replica_client(url, fs=fs)
+    return open_replica_client(url)
+
+
+def _configured_dbs(cfg: Any) -> list[Any]:
+    from replica import config as cfgmod
+
+    dbs = cfgmod.expand_dir_entries(cfg)
+    for d in dbs:
+        if d.replica is None:
+            raise LTXError(f"must specify replica for database: {d.path}")
+    return dbs
+
+
 def cmd_replicate(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or os.environ.get("LOG_LEVEL", "INFO"))
-    targets: list[tuple[str, str, ReplicationOptions]] = []
+    targets: list[tuple[str, ReplicaClient, ReplicationOptions]] = []
     exec_cmd = args.exec
+    addr = ""
     if args.positional:
         if args.config:
             raise UsageError("cannot specify a replica URL and the -config flag")
@@ -102,41 +137,44 @@ def cmd_replicate(args: argparse.Namespace) -> int:
             raise UsageError("multiple replicas on a single database are no longer supported")
         db = os.path.abspath(args.positional[0])
         url = args.positional[1] if len(args.positional) == 2 else f"file://{db}-replica"
-        targets.append((db, url, ReplicationOptions()))
+        targets.append((db, open_replica_client(url), ReplicationOptions()))
     else:
         from replica import config as cfgmod
 
         cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
-        exec_cmd = exec_cmd or getattr(cfg, "exec", None) or None
-        for dbc in cfgmod.expand_dir_entries(cfg):
+        _setup_logging(args.log_level or cfg.logging.level, cfg.logging.type, cfg.logging.stderr)
+        exec_cmd = exec_cmd or cfg.exec or None
+        addr = cfg.addr
+        for dbc in _configured_dbs(cfg):
             rc = dbc.replica
             opts = ReplicationOptions(
                 db=_db_options_from(dbc),
-                sync_interval=rc.sync_interval.total_seconds() if rc.sync_interval else 1.0,
+                sync_interval=rc.sync_interval.total_seconds(),
                 max_batch=rc.max_sync_ltx_files,
                 shutdown_timeout=cfg.shutdown_sync_timeout.total_seconds(),
                 shutdown_interval=cfg.shutdown_sync_interval.total_seconds(),
             )
-            targets.append((dbc.path, cfgmod.replica_url(rc), opts))
+            targets.append((dbc.path, client_for(rc), opts))
         if not targets:
             log.info("no databases specified in configuration")
     if args.once and exec_cmd:
         raise UsageError("cannot specify -once flag with -exec")
     log.info("litestream version=%s", VERSION)
     reps: list[Replication] = []
-    for db, url, opts in targets:
-        client = open_replica_client(url)
+    for db, client, opts in targets:
         reps.append(Replication(db, client, opts))
-        log.info("initialized db path=%s replica=%s", db, parse_replica_url(url))
+        log.info("initialized db path=%s replica=%s", db, client)
+    if addr:
+        metrics.serve(addr)
+        log.info(
+            "serving metrics on http://%s/metrics", addr if not addr.startswith(":") else "localhost" + addr
+        )
     if args.once:
         for r in reps:
             r.sync_once()
             r.stop()
         log.info("one-shot replication complete")
         return 0
-    for r in reps:
-        r.open()
-        r.start()
     return _run_until_signal(reps, exec_cmd)
 
 
@@ -154,9 +192,16 @@ def _run_until_signal(reps: list[Replication], exec_cmd: str | None) -> int:
     child: subprocess.Popen[bytes] | None = None
     child_rc = 0
     try:
+        for r in reps:
+            r.start()  # each opens its database in its own thread, retrying while the replica is unreachable
         if exec_cmd:
             child = subprocess.Popen(shlex.split(exec_cmd))
-            threading.Thread(target=lambda: (child.wait(), stop.set()), daemon=True).start()  # type: ignore[union-attr]
+
+            def wait_child(proc: subprocess.Popen[bytes] = child) -> None:
+                proc.wait()
+                stop.set()
+
+            threading.Thread(target=wait_child, daemon=True).start()
         while not stop.wait(0.5):
             pass
         if child is not None:
@@ -202,7 +247,7 @@ def _parse_timestamp(s: str) -> dt.datetime:
         raise UsageError(
             "invalid -timestamp, must specify in ISO 8601 format (e.g. 2000-01-01T00:00:00Z)"
         ) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _parse_txid(s: str) -> int:
@@ -214,20 +259,20 @@ def _parse_txid(s: str) -> int:
         raise UsageError(f'invalid value "{s}" for flag -txid: invalid txid format') from None
 
 
-def _resolve_source(args: argparse.Namespace) -> tuple[str, str | None]:
-    """(replica URL, database path from the config or None) for restore/ltx."""
+def _resolve_source(args: argparse.Namespace) -> tuple[ReplicaClient, str | None]:
+    """(replica client, database path from the config or None) for restore, ltx and verify."""
     target = args.target
     if is_url(target):
         if args.config:
             raise UsageError("cannot specify a replica URL and the -config flag")
-        return target, None
+        return open_replica_client(target), None
     from replica import config as cfgmod
 
     cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
-    path = os.path.abspath(os.path.expanduser(target))
-    for dbc in cfgmod.expand_dir_entries(cfg):
+    path = cfgmod.expand_path(target)
+    for dbc in _configured_dbs(cfg):
         if dbc.path == path:
-            return cfgmod.replica_url(dbc.replica), path
+            return client_for(dbc.replica), path
     raise LTXError(f"database not found in config: {path}")
 
 
@@ -246,7 +291,7 @@ def _progress_printer() -> Any:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    _setup_logging()
+    _setup_logging(stderr=args.json)  # with -json, stdout holds only the summary
     if not args.target:
         raise UsageError(
             "database path or replica URL required", "litestream restore -o /path/to/db s3://bucket/prefix"
@@ -257,19 +302,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid -integrity-check value: {args.integrity_check}")
     if txid is not None and ts is not None:
         raise UsageError("cannot specify index & timestamp to restore")
-    url, db_path = _resolve_source(args)
+    client, db_path = _resolve_source(args)
     output = args.o or db_path
     if output is None:
         raise UsageError(
-            "-o is required when restoring from a replica URL", f"litestream restore -o /path/to/db {url}"
+            "-o is required when restoring from a replica URL",
+            f"litestream restore -o /path/to/db {args.target}",
         )
     if args.if_db_not_exists and os.path.exists(output):
         log.info("database already exists, skipping")
         return 0
     from replica import restore as restore_mod
 
-    client = open_replica_client(url)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     try:
         result = restore_mod.restore(
             client,
@@ -287,9 +332,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
             return 0
         raise
     if args.json:
-        took = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
-        print(json.dumps({"db_path": output, "replica": client.type, "txid": f"{result.txid:016x}",
-                          "duration_ms": int(took * 1000), "integrity_check": args.integrity_check}, indent=2))  # fmt: skip
+        took = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        summary = {"db_path": output, "replica": client.type, "txid": f"{result.txid:016x}"}
+        summary.update({"duration_ms": int(took * 1000), "integrity_check": args.integrity_check})
+        print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -309,12 +355,15 @@ def cmd_ltx(args: argparse.Namespace) -> int:
         if not 0 <= lv <= SNAPSHOT_LEVEL:
             raise UsageError("level must be between 0 and 9")
         levels = [lv]
-    url, _ = _resolve_source(args)
-    client = open_replica_client(url)
+    client, _ = _resolve_source(args)
     rows = [f for lv in levels for f in client.list_files(lv)]
     if args.json:
-        print(json.dumps([{"level": f.level, "min_txid": f"{f.min_txid:016x}", "max_txid": f"{f.max_txid:016x}",
-                           "size": f.size, "timestamp": _iso(f.created_at)} for f in rows], indent=2))  # fmt: skip
+        items = [
+            {"level": f.level, "min_txid": f"{f.min_txid:016x}", "max_txid": f"{f.max_txid:016x}",
+             "size": f.size, "timestamp": _iso(f.created_at)}
+            for f in rows
+        ]  # fmt: skip
+        print(json.dumps(items, indent=2))
         return 0
     table = [["level", "min_txid", "max_txid", "size", "created"]]
     table += [
@@ -326,7 +375,7 @@ def cmd_ltx(args: argparse.Namespace) -> int:
 
 
 def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return t.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _print_table(rows: list[list[str]]) -> None:
@@ -341,7 +390,7 @@ def cmd_databases(args: argparse.Namespace) -> int:
     from replica import config as cfgmod
 
     cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
-    rows = [(d.path, d.replica.type) for d in cfg.dbs if getattr(d, "path", None)]
+    rows = [(d.path, d.replica.replica_type if d.replica else "") for d in cfgmod.expand_dir_entries(cfg)]
     if args.json:
         print(json.dumps([{"path": p, "replica": t} for p, t in rows], indent=2))
         return 0
@@ -354,8 +403,96 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError("replica URL required", "litestream verify s3://bucket/prefix")
     from replica import verify as verify_mod
 
-    url, _ = _resolve_source(args)
-    return int(verify_mod.run(url, deep=args.deep, as_json=args.json, out=sys.stdout))
+    if not is_url(args.target):
+        raise UsageError("verify takes a replica URL")
+    return int(verify_mod.run(args.target, deep=args.deep, as_json=args.json, out=sys.stdout))
+
+
+def _si_bytes(n: int) -> str:
+    """go-humanize's SI byte format: ``0 B``, ``999 B``, ``32 kB``, ``1.2 MB``."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
+        value /= 1000
+        if value < 1000:
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    return f"{value:.0f} EB"
+
+
+def _local_state(path: str, meta_path: str) -> tuple[str, str, str]:
+    """(status, local txid, wal size) as ``status`` reports them, from local files only."""
+    if not os.path.exists(path):
+        return "no database", "-", "-"
+    try:
+        wal = _si_bytes(os.path.getsize(path + "-wal"))
+    except FileNotFoundError:
+        wal = "0 B"
+    except OSError:
+        wal = "-"
+    try:
+        names = [n for n in os.listdir(os.path.join(meta_path, "ltx", "0")) if is_filename(n)]
+    except FileNotFoundError:
+        names = []
+    except OSError:
+        return "error", "-", wal
+    if not names:
+        return "not initialized", "-", wal
+    return "ok", f"{max(parse_filename(n)[1] for n in names):016x}", wal
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from replica import config as cfgmod
+
+    cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
+    rows = []
+    for d in cfgmod.expand_dir_entries(cfg):
+        if args.path and d.path != os.path.abspath(args.path):
+            continue
+        status, txid, wal = _local_state(d.path, d.meta_path or default_meta_path(d.path))
+        rows.append({"database": d.path, "status": status, "local_txid": txid, "wal_size": wal})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _print_table([["database", "status", "local txid", "wal size"],
+                  *[[r["database"], r["status"], r["local_txid"], r["wal_size"]] for r in rows]])  # fmt: skip
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    if not args.path:
+        raise UsageError("database path required", "litestream reset /path/to/db")
+    path = os.path.abspath(args.path)
+    meta = default_meta_path(path)
+    if args.config:
+        from replica import config as cfgmod
+
+        cfg = cfgmod.load_config(args.config, expand_env=not args.no_expand_env)
+        for d in cfgmod.expand_dir_entries(cfg):
+            if d.path == path and d.meta_path:
+                meta = d.meta_path
+    if not os.path.exists(path):
+        raise LTXError(f"database does not exist: {path}")
+    if not os.path.isdir(meta):
+        print(f"No local state to reset for {path}")
+        print(f"Meta directory does not exist: {meta}")
+        return 0
+    ltx_dir = os.path.join(meta, "ltx")
+    if args.dry_run:
+        print(f"Dry run: local Litestream state would be reset for: {path}")
+        print(f"Would remove: {ltx_dir}")
+        files = sorted(os.path.join(r, n) for r, _d, ns in os.walk(ltx_dir) for n in ns)
+        for f in files:
+            print(f"  {f}")
+        if not files:
+            print("No local LTX files would be removed.")
+        print("No files were removed.")
+        return 0
+    print(f"Resetting local Litestream state for: {path}")
+    print(f"Removing: {ltx_dir}")
+    shutil.rmtree(ltx_dir, ignore_errors=True)
+    print("Reset complete. Next replication sync will create a fresh snapshot.")
+    return 0
 
 
 def cmd_version(_args: argparse.Namespace) -> int:
@@ -415,6 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(s, "json", action="store_true", help="print the report as JSON")
     s.add_argument("target", nargs="?", metavar="DB_PATH|REPLICA_URL")
     s.set_defaults(run=cmd_verify)
+
+    s = sub.add_parser("status", help="show local replication state of the configured databases")
+    config_flags(s)
+    _flag(s, "json", action="store_true", help="print JSON")
+    s.add_argument("path", nargs="?", metavar="DB_PATH")
+    s.set_defaults(run=cmd_status)
+
+    s = sub.add_parser("reset", help="remove a database's local replication state")
+    config_flags(s)
+    _flag(s, "dry-run", action="store_true", help="show what would be removed")
+    s.add_argument("path", nargs="?", metavar="DB_PATH")
+    s.set_defaults(run=cmd_reset)
 
     s = sub.add_parser("version", help="print the version")
     s.set_defaults(run=cmd_version)

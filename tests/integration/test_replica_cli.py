@@ -1,0 +1,154 @@
+"""``python -m replica``: config files, subcommands, exit codes, -exec and -once, on real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO
+from tests.integration import litestream
+from tests.integration.s3server import FaultProxy, S3Server, s3_env
+from tests.integration.workload import ids, make_db, start_writer, wait_for
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "replica", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _config(tmp_path: Path, db: Path, body: str = "") -> Path:
+    cfg = tmp_path / "litestream.yml"
+    cfg.write_text(
+        f"dbs:\n  - path: $APP_DB\n    replica:\n      url: file://{tmp_path / 'replica'}\n" + body
+    )
+    return cfg
+
+
+def test_config_file_replicate_once_then_ltx_status_databases(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    assert start_writer(db, 1, 200, every=0).wait(60) == 0
+    cfg = _config(tmp_path, db)
+    env = {"APP_DB": str(db)}
+    r = run("replicate", "-config", str(cfg), "-once", env=env)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "one-shot replication complete" in r.stdout
+    r = run("ltx", "-config", str(cfg), "-json", str(db), env=env)
+    assert r.returncode == 0, r.stderr
+    files = json.loads(r.stdout)
+    assert files and files[0]["level"] == 0 and files[0]["min_txid"] == "0000000000000001"
+    r = run("databases", "-config", str(cfg), "-json", env=env)
+    assert json.loads(r.stdout) == [{"path": str(db), "replica": "file"}]
+    r = run("status", "-config", str(cfg), "-json", env=env)
+    (row,) = json.loads(r.stdout)
+    assert row["status"] == "ok" and row["local_txid"] == files[-1]["max_txid"]
+    out = tmp_path / "restored.db"
+    r = run("restore", "-config", str(cfg), "-o", str(out), "-json", str(db), env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["txid"] == files[-1]["max_txid"]
+    assert ids(out) == list(range(1, 201))
+    r = run("restore", "-config", str(cfg), "-if-db-not-exists", "-o", str(out), str(db), env=env)
+    assert r.returncode == 0
+    r = run("restore", "-config", str(cfg), "-o", str(out), str(db), env=env)
+    assert r.returncode == 1 and "Error:" in r.stderr and str(out) in r.stderr
+
+
+def test_reset_removes_local_state_only(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    cfg = _config(tmp_path, db)
+    env = {"APP_DB": str(db)}
+    assert run("replicate", "-config", str(cfg), "-once", env=env).returncode == 0
+    before = db.read_bytes()
+    r = run("reset", "-dry-run", str(db))
+    assert "No files were removed." in r.stdout and (tmp_path / ".app.db-litestream" / "ltx").exists()
+    r = run("reset", str(db))
+    assert r.returncode == 0 and "Reset complete" in r.stdout
+    assert not (tmp_path / ".app.db-litestream" / "ltx").exists() and db.read_bytes() == before
+    r = run("status", "-config", str(cfg), env=env)
+    assert "not initialized" in r.stdout
+
+
+def test_unknown_config_key_names_the_key_and_line(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    cfg = _config(tmp_path, db, "snapshot:\n  interval: 1h\n  retension: 2h\n")
+    r = run("replicate", "-config", str(cfg), "-once", env={"APP_DB": str(db)})
+    assert r.returncode == 1 and "retension" in r.stderr and "line 7" in r.stderr
+
+
+def test_exec_runs_the_application_and_stops_with_it(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    url = f"file://{tmp_path / 'replica'}"
+    app = (
+        f"{sys.executable} -c \"import sqlite3; c=sqlite3.connect('{db}', isolation_level=None); "
+        "[c.execute('insert into t(id) values (?)', (i,)) for i in range(1, 301)]; "
+        'import sys; sys.exit(3)"'
+    )
+    r = run("replicate", "-exec", app, str(db), url)
+    assert r.returncode == 1 and "exit status 3" in r.stderr
+    out = tmp_path / "out.db"
+    litestream.restore(url, out)
+    assert ids(out) == list(range(1, 301))
+    r = run("replicate", "-exec", "true", "-once", str(db), url)
+    assert r.returncode == 1 and "-once" in r.stderr
+
+
+def test_shutdown_with_uploads_pending_exits_1_and_keeps_the_files(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    bucket = s3_server.new_bucket()
+    proxy = FaultProxy(s3_server.endpoint)
+    try:
+        url = f"s3://{bucket}/db?endpoint={proxy.endpoint}&region=us-east-1"
+        cfg = tmp_path / "c.yml"
+        cfg.write_text(f"shutdown-sync-timeout: 1s\ndbs:\n  - path: {db}\n    replica:\n      url: {url}\n")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "replica", "replicate", "-config", str(cfg)],
+            cwd=REPO,
+            env={**os.environ, **s3_env()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(lambda: bool(s3_server.list_keys(bucket)), what="first upload")
+        proxy.fail_always(503, "SlowDown")
+        assert start_writer(db, 1, 100, every=0).wait(60) == 0
+        time.sleep(2)
+        proc.send_signal(2)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        proxy.close()
+    assert proc.returncode == 1, err
+    assert "not uploaded" in err
+    local = sorted((tmp_path / ".app.db-litestream" / "ltx" / "0").glob("*.ltx"))
+    assert local and local[-1].name > "0000000000000001-0000000000000001.ltx"
+
+
+def test_usage_errors() -> None:
+    r = run("restore", "-txid", "5", "file:///nowhere")
+    assert r.returncode == 1 and "invalid txid format" in r.stderr
+    r = run("restore", "file:///nowhere")
+    assert r.returncode == 1 and "-o is required" in r.stderr and r.stderr.count("Try:") == 1
+    r = run("ltx", "-level", "12", "file:///nowhere")
+    assert r.returncode == 1 and "level must be between 0 and 9" in r.stderr
+    r = run("bogus")
+    assert r.returncode == 1 and "unknown command" in r.stderr
+    assert run("version").stdout.strip().startswith("v")
+    r = run("restore", "-o", "/tmp/x.db", "-if-replica-exists", f"file:///{Path('/nonexistent-replica-dir')}")
+    assert r.returncode == 0
