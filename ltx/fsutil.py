@@ -22,7 +22,7 @@ def _create_temp(folder: str, base: str, mode: int) -> tuple[int, str]:
     for _ in range(100):
         tmp = os.path.join(folder, f"{base}.{secrets.token_hex(4)}.tmp")
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode), tmp
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode), tmp
         except FileExistsError:
             continue
     raise FileExistsError(17, "could not create a unique temporary file", os.path.join(folder, base))

@@ -153,6 +153,12 @@ def cmd_replicate(args: argparse.Namespace) -> int:
                 max_batch=rc.max_sync_ltx_files,
                 shutdown_timeout=cfg.shutdown_sync_timeout.total_seconds(),
                 shutdown_interval=cfg.shutdown_sync_interval.total_seconds(),
+                levels=tuple(lv.interval for lv in cfg.levels),
+                snapshot_interval=cfg.snapshot_interval,
+                snapshot_retention=cfg.snapshot_retention,
+                l0_retention=cfg.l0_retention,
+                l0_retention_check_interval=cfg.l0_retention_check_interval,
+                retention_enabled=cfg.retention_enabled,
             )
             targets.append((dbc.path, client_for(rc), opts))
         if not targets:
@@ -326,7 +332,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             parallelism=args.parallelism,
             progress=_progress_printer(),
         )
-    except restore_mod.NoBackupError:
+    except restore_mod.TxNotAvailableError:
         if args.if_replica_exists:
             log.info("no matching backups found")
             return 0
@@ -403,8 +409,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError("replica URL required", "litestream verify s3://bucket/prefix")
     from replica import verify as verify_mod
 
-    if not is_url(args.target):
-        raise UsageError("verify takes a replica URL")
+    _setup_logging("ERROR", stderr=True)  # the report is the output; retries are not news here
     return int(verify_mod.run(args.target, deep=args.deep, as_json=args.json, out=sys.stdout))
 
 

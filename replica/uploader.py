@@ -1,9 +1,14 @@
 """Shipping local L0 files to the replica, in TXID order, and keeping the meta directory small.
 
 The replica's position is the highest TXID it holds (over all levels), read once at
-start and after any failure; each upload advances it. A local file is deleted once
-it is uploaded, except the newest, which the next start-up needs to decide whether
-it can continue from the WAL.
+start and after any failure; each upload advances it. With a
+:class:`~replica.index.ReplicaIndex` the position comes from the index, every file
+written is added to it, and a failure invalidates it (the next call lists again).
+
+A local file is deleted once it is uploaded, except the newest, which the next
+start-up needs to decide whether it can continue from the WAL. With ``keep_local``
+uploaded files stay in the meta directory so that level-1 compaction can read them
+locally; the compaction side deletes them once they are merged.
 
 A gap (the replica's newest file is older than our oldest unsent file, e.g. the
 replica was emptied, or a local file was lost) would make the replica unrestorable.
@@ -28,6 +33,7 @@ from ltx.decoder import Decoder, read_page_index
 from ltx.encoder import Encoder
 from ltx.errors import LTXError
 from ltx.names import lock_pgno
+from replica.index import ReplicaIndex
 from replica.monitor import Database
 from replica.storage import SNAPSHOT_LEVEL, ReplicaClient
 
@@ -61,16 +67,28 @@ def rewrite_as_snapshot(src: BinaryIO, out: BinaryIO) -> None:
 class Uploader:
     """Uploads one database's L0 files to one replica client."""
 
-    def __init__(self, db: Database, client: ReplicaClient, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        db: Database,
+        client: ReplicaClient,
+        *,
+        max_batch: int = 256,
+        index: ReplicaIndex | None = None,
+        keep_local: bool = False,
+    ) -> None:
         self.db = db
         self.client = client
         self.max_batch = max_batch
+        self.index = index
+        self.keep_local = keep_local
         self.remote_max: int | None = None
         self.lock = threading.Lock()
         self.uploaded = 0
 
     def remote_position(self) -> int:
         """The replica's highest TXID over every level (0 when empty); listed, then cached."""
+        if self.index is not None:
+            return self.index.max_txid()
         if self.remote_max is None:
             best = 0
             for level in LEVELS:
@@ -94,6 +112,8 @@ class Uploader:
                 return self._sync()
             except BaseException:
                 self.remote_max = None
+                if self.index is not None:
+                    self.index.invalidate()
                 raise
 
     def _sync(self) -> int:
@@ -104,11 +124,14 @@ class Uploader:
                 break
             if not os.path.exists(path):
                 break  # removed underneath us; the next round re-lists
-            self.client.write_file(0, txid, txid, Path(path))
+            info = self.client.write_file(0, txid, txid, Path(path))
+            if self.index is not None:
+                self.index.add(info)
             self.remote_max = txid
             done += 1
             self.uploaded += 1
-            self.db.remove_local_files(txid)
+            if not self.keep_local:
+                self.db.remove_local_files(txid)
         return done
 
     def _close_gap(self, txid: int, path: str, pos: int) -> bool:
@@ -132,7 +155,9 @@ class Uploader:
         try:
             with open(path, "rb") as src, open(tmp, "wb") as out:
                 rewrite_as_snapshot(src, out)
-            self.client.write_file(SNAPSHOT_LEVEL, 1, txid, Path(tmp))
+            info = self.client.write_file(SNAPSHOT_LEVEL, 1, txid, Path(tmp))
+            if self.index is not None:
+                self.index.add(info)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -34,6 +34,8 @@ from replica.restore.execute import (
 )
 from replica.restore.plan import (
     LATEST,
+    FullImages,
+    Listing,
     RestorePlan,
     RestoreTarget,
     check_contiguous,
@@ -47,7 +49,9 @@ __all__ = [
     "LATEST",
     "MAX_PROBES",
     "CorruptBackupError",
+    "FullImages",
     "IntegrityCheckError",
+    "Listing",
     "NoBackupError",
     "NonContiguousError",
     "OutputExistsError",

@@ -375,7 +375,7 @@ class _PageWriter:
         self._size = 0
 
     def write(self, pgno: int, page: bytes) -> None:
-        if pgno != self._next or self._size >= _WRITE_RUN:
+        if not self._parts or pgno != self._next or self._size >= _WRITE_RUN:
             self.flush()
             self._start = pgno
         self._parts.append(page)
@@ -610,7 +610,7 @@ def restore(
         page_size, commit = _preflight(client, plan)
         log.info(
             "restoring %s to %s: %d file(s), txid %016x-%016x, %d bytes",
-            client.url if hasattr(client, "url") else client,
+            client.location(client.root),  # no query string: it may hold keys
             output,
             len(plan.files),
             plan.min_txid,

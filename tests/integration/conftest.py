@@ -10,6 +10,14 @@ import attrs
 import pytest
 
 from tests.integration.s3server import S3Server, running_s3_server, s3_env
+from tests.integration.workload import kill_leftovers
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """Writers and replicators a test started never outlive it, even when it fails."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,7 @@ def test_a_quiet_restart_continues_without_a_snapshot(tmp_path: Path) -> None:
             "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1]); "
             "c.execute('select count(*) from sqlite_master').fetchall(); time.sleep(60)",
             str(db),
-        ]  # fmt: skip
+        ]
     )
     try:
         d = Database(str(db))

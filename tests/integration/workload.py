@@ -14,7 +14,8 @@ from tests.conftest import REPO
 
 WRITER = r"""
 import sqlite3, sys, time
-path, start, end, every, mode, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+path, mode = sys.argv[1], sys.argv[5]
+start, end, every, pause = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[6])
 con = sqlite3.connect(path, timeout=30, isolation_level=None)
 # The application's own checkpoints wait at most 0.2 s for readers (the replicator holds one).
 ck = sqlite3.connect(path, timeout=0.2, isolation_level=None)
@@ -26,6 +27,24 @@ for i in range(start, end + 1):
         time.sleep(pause)
 con.close()
 """
+
+
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def track(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Remember a child so a failing test cannot leave it running (see :func:`kill_leftovers`)."""
+    _CHILDREN.append(proc)
+    return proc
+
+
+def kill_leftovers() -> None:
+    """Kill every tracked child still running; called after each integration test."""
+    while _CHILDREN:
+        proc = _CHILDREN.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
 
 
 def make_db(path: Path, page_size: int = 4096) -> None:
@@ -40,8 +59,10 @@ def start_writer(
     db: Path, start: int, end: int, *, every: int = 50, checkpoint: str = "none", pause: float = 0.01
 ) -> subprocess.Popen[bytes]:
     """Insert rows ``start..end``, one transaction each, from another process (default auto-checkpoint)."""
-    return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), str(start), str(end), str(every), checkpoint, str(pause)]
+    return track(
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), str(start), str(end), str(every), checkpoint, str(pause)]
+        )
     )
 
 
@@ -80,12 +101,14 @@ class Replicator:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "replica", "replicate", *args],
-            cwd=REPO,
-            env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
+        self.proc = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "replica", "replicate", *args],
+                cwd=REPO,
+                env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         )
 
     def interrupt(self, timeout: float = 60) -> int:
