@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ltx import __version__
@@ -36,6 +36,7 @@ from replica import metrics
 from replica.daemon import Replication, ReplicationOptions
 from replica.monitor import DBOptions, default_meta_path
 from replica.storage import SNAPSHOT_LEVEL, ReplicaClient, build_s3_filesystem, open_replica_client
+from replica.supervisor import Supervisor
 
 log = logging.getLogger("replica")
 
@@ -122,11 +123,29 @@ def _configured_dbs(cfg: Any) -> list[Any]:
     return dbs
 
 
+def _options(cfg: Any, dbc: Any) -> ReplicationOptions:
+    rc = dbc.replica
+    return ReplicationOptions(
+        db=_db_options_from(dbc),
+        sync_interval=rc.sync_interval.total_seconds(),
+        max_batch=rc.max_sync_ltx_files,
+        shutdown_timeout=cfg.shutdown_sync_timeout.total_seconds(),
+        shutdown_interval=cfg.shutdown_sync_interval.total_seconds(),
+        levels=tuple(lv.interval for lv in cfg.levels),
+        snapshot_interval=cfg.snapshot_interval,
+        snapshot_retention=cfg.snapshot_retention,
+        l0_retention=cfg.l0_retention,
+        l0_retention_check_interval=cfg.l0_retention_check_interval,
+        retention_enabled=cfg.retention_enabled,
+    )
+
+
 def cmd_replicate(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or os.environ.get("LOG_LEVEL", "INFO"))
-    targets: list[tuple[str, ReplicaClient, ReplicationOptions]] = []
     exec_cmd = args.exec
     addr = ""
+    watch = False
+    discover: Callable[[], dict[str, Callable[[], Replication]]]
     if args.positional:
         if args.config:
             raise UsageError("cannot specify a replica URL and the -config flag")
@@ -137,7 +156,11 @@ def cmd_replicate(args: argparse.Namespace) -> int:
             raise UsageError("multiple replicas on a single database are no longer supported")
         db = os.path.abspath(args.positional[0])
         url = args.positional[1] if len(args.positional) == 2 else f"file://{db}-replica"
-        targets.append((db, open_replica_client(url), ReplicationOptions()))
+        client = open_replica_client(url)
+
+        def discover() -> dict[str, Callable[[], Replication]]:
+            return {db: lambda: Replication(db, client, ReplicationOptions())}
+
     else:
         from replica import config as cfgmod
 
@@ -145,46 +168,40 @@ def cmd_replicate(args: argparse.Namespace) -> int:
         _setup_logging(args.log_level or cfg.logging.level, cfg.logging.type, cfg.logging.stderr)
         exec_cmd = exec_cmd or cfg.exec or None
         addr = cfg.addr
-        for dbc in _configured_dbs(cfg):
-            rc = dbc.replica
-            opts = ReplicationOptions(
-                db=_db_options_from(dbc),
-                sync_interval=rc.sync_interval.total_seconds(),
-                max_batch=rc.max_sync_ltx_files,
-                shutdown_timeout=cfg.shutdown_sync_timeout.total_seconds(),
-                shutdown_interval=cfg.shutdown_sync_interval.total_seconds(),
-                levels=tuple(lv.interval for lv in cfg.levels),
-                snapshot_interval=cfg.snapshot_interval,
-                snapshot_retention=cfg.snapshot_retention,
-                l0_retention=cfg.l0_retention,
-                l0_retention_check_interval=cfg.l0_retention_check_interval,
-                retention_enabled=cfg.retention_enabled,
-            )
-            targets.append((dbc.path, client_for(rc), opts))
-        if not targets:
+        watch = any(d.watch for d in cfg.dbs)
+
+        def build(dbc: Any) -> Callable[[], Replication]:
+            return lambda: Replication(dbc.path, client_for(dbc.replica), _options(cfg, dbc))
+
+        def discover() -> dict[str, Callable[[], Replication]]:
+            return {d.path: build(d) for d in _configured_dbs(cfg)}
+
+        if not cfg.dbs:
             log.info("no databases specified in configuration")
     if args.once and exec_cmd:
         raise UsageError("cannot specify -once flag with -exec")
+    if (args.force_snapshot or args.enforce_retention) and not args.once:
+        flag = "-force-snapshot" if args.force_snapshot else "-enforce-retention"
+        raise UsageError(f"cannot specify {flag} flag without -once")
     log.info("litestream version=%s", VERSION)
-    reps: list[Replication] = []
-    for db, client, opts in targets:
-        reps.append(Replication(db, client, opts))
-        log.info("initialized db path=%s replica=%s", db, client)
-    if addr:
-        metrics.serve(addr)
-        log.info(
-            "serving metrics on http://%s/metrics", addr if not addr.startswith(":") else "localhost" + addr
-        )
     if args.once:
-        for r in reps:
-            r.sync_once()
-            r.stop()
+        for _path, make in sorted(discover().items()):
+            r = make()
+            try:
+                r.sync_once(force_snapshot=args.force_snapshot, enforce_retention=args.enforce_retention)
+            finally:
+                if not r.stop():
+                    raise LTXError(f"{r.db.path}: not every L0 file reached the replica")
         log.info("one-shot replication complete")
         return 0
-    return _run_until_signal(reps, exec_cmd)
+    if addr:
+        metrics.serve(addr)
+        shown = "localhost" + addr if addr.startswith(":") else addr
+        log.info("serving metrics on http://%s/metrics", shown)
+    return _run_until_signal(Supervisor(discover, watch=watch), exec_cmd)
 
 
-def _run_until_signal(reps: list[Replication], exec_cmd: str | None) -> int:
+def _run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
     stop = threading.Event()
     signals: list[int] = []
 
@@ -198,8 +215,7 @@ def _run_until_signal(reps: list[Replication], exec_cmd: str | None) -> int:
     child: subprocess.Popen[bytes] | None = None
     child_rc = 0
     try:
-        for r in reps:
-            r.start()  # each opens its database in its own thread, retrying while the replica is unreachable
+        sup.start()  # each database opens in its own thread, retrying while its replica is unreachable
         if exec_cmd:
             child = subprocess.Popen(shlex.split(exec_cmd))
 
@@ -220,27 +236,17 @@ def _run_until_signal(reps: list[Replication], exec_cmd: str | None) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    complete = True
-    for r in reps:
-        complete = r.stop() and complete
+    complete = sup.stop()
     log.info("litestream shut down")
     if child is not None and child_rc != 0 and not (signals and child_rc < 0):
         raise LTXError(f"exit status {child_rc}")
     if not complete:
-        waiting = sum(len(r.uploader.pending()) for r in reps if _safe_pending(r))
         raise LTXError(
-            f"{waiting} L0 file(s) not uploaded before shutdown; they stay in the meta directory "
-            "and are uploaded on the next start"
+            "L0 files not uploaded before shutdown for "
+            + ", ".join(sup.incomplete)
+            + "; they stay in the meta directory and are uploaded on the next start"
         )
     return 0
-
-
-def _safe_pending(r: Replication) -> bool:
-    try:
-        r.uploader.pending()
-        return True
-    except LTXError:
-        return False
 
 
 # -- restore ------------------------------------------------------------------------------
@@ -520,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_flags(s)
     _flag(s, "exec", default=None, help="run this command as a child and stop when it exits")
     _flag(s, "once", action="store_true", help="sync every database once, then exit")
+    _flag(s, "force-snapshot", action="store_true", help="with -once: also write a level-9 snapshot")
+    _flag(s, "enforce-retention", action="store_true", help="with -once: also apply retention")
     _flag(s, "log-level", default=None, help="trace, debug, info, warn or error")
     s.add_argument("positional", nargs="*", metavar="DB_PATH [REPLICA_URL]")
     s.set_defaults(run=cmd_replicate)

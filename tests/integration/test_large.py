@@ -13,8 +13,8 @@ import pytest
 from ltx.checksum import database_checksum
 from ltx.names import lock_pgno
 from replica.daemon import Replication
-from replica.storage import open_replica_client
 from replica.restore import restore
+from replica.storage import open_replica_client
 from tests.integration import litestream
 from tests.integration.workload import integrity
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import REPO
 from tests.integration import litestream
 from tests.integration.s3server import FaultProxy, S3Server, s3_env
-from tests.integration.workload import ids, make_db, start_writer, wait_for
+from tests.integration.workload import Replicator, ids, make_db, start_writer, wait_for
 
 
 def run(
@@ -152,3 +152,42 @@ def test_usage_errors() -> None:
     assert run("version").stdout.strip().startswith("v")
     r = run("restore", "-o", "/tmp/x.db", "-if-replica-exists", f"file:///{Path('/nonexistent-replica-dir')}")
     assert r.returncode == 0
+
+
+def test_dir_watch_picks_up_new_databases_and_drops_vanished_ones(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    make_db(data / "a.db")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        "dbs:\n"
+        f"  - dir: {data}\n"
+        "    pattern: '*.db'\n"
+        "    watch: true\n"
+        "    monitor-interval: 200ms\n"
+        "    replica:\n"
+        f"      url: file://{tmp_path / 'replicas'}\n"
+    )
+    rep = Replicator("-config", str(cfg), log=tmp_path / "log")
+    wait_for(lambda: (tmp_path / "replicas" / "a.db" / "ltx" / "0").exists(), what="a.db replicated")
+    make_db(data / "b.db")
+    assert start_writer(data / "b.db", 1, 50, every=0).wait(60) == 0
+    wait_for(lambda: (tmp_path / "replicas" / "b.db" / "ltx" / "0").exists(), what="b.db picked up")
+    (data / "a.db").unlink()
+    wait_for(lambda: "stopping replication" in (tmp_path / "log").read_text(), what="a.db dropped")
+    assert rep.interrupt() == 0, (tmp_path / "log").read_text()
+    out = tmp_path / "b.db"
+    litestream.restore(f"file://{tmp_path / 'replicas' / 'b.db'}", out)
+    assert ids(out) == list(range(1, 51))
+
+
+def test_once_with_force_snapshot_writes_a_level_9_file(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    assert start_writer(db, 1, 100, every=0).wait(60) == 0
+    cfg = _config(tmp_path, db)
+    r = run("replicate", "-config", str(cfg), "-once", "-force-snapshot", env={"APP_DB": str(db)})
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert list((tmp_path / "replica" / "ltx" / "9").glob("0000000000000001-*.ltx"))
+    r = run("replicate", "-config", str(cfg), "-force-snapshot", env={"APP_DB": str(db)})
+    assert r.returncode == 1 and "without -once" in r.stderr
