@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -63,4 +64,31 @@ def test_a_sync_reports_txid_sizes_and_counts(tmp_path: Path) -> None:
         assert REGISTRY.get("litestream_checkpoint_count", db=d.path, mode="PASSIVE") >= 1
     finally:
         d.close()
+        con.close()
+
+
+def test_lag_and_bytes_stored(tmp_path: Path) -> None:
+    from replica.daemon import Replication
+    from replica.storage import open_replica_client
+    from replica.supervisor import report_replica_metrics
+
+    db = tmp_path / "lag.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = wal")
+    con.execute("CREATE TABLE t(x)")
+    rep = Replication(str(db), open_replica_client(f"file://{tmp_path / 'r'}"))
+    try:
+        rep.sync_once()
+        report_replica_metrics(rep)
+        assert REGISTRY.get("litestream_replication_lag_seconds", db=rep.db.path) == 0
+        stored = REGISTRY.get("litestream_replica_bytes", db=rep.db.path)
+        assert stored == sum(f.stat().st_size for f in (tmp_path / "r").rglob("*.ltx")) > 0
+        assert REGISTRY.get("litestream_replica_objects", db=rep.db.path) >= 1
+        con.execute("INSERT INTO t VALUES (randomblob(100))")
+        out = rep.db.sync()  # written locally, not uploaded yet
+        assert out is not None
+        report_replica_metrics(rep, now=time.time() + 60)
+        assert REGISTRY.get("litestream_replication_lag_seconds", db=rep.db.path) >= 59
+    finally:
+        rep.stop()
         con.close()
