@@ -40,7 +40,8 @@ import attrs
 from ltx.compactor import compact
 from ltx.errors import LTXError
 from ltx.fileinfo import FileInfo
-from ltx.header import FLAG_NO_CHECKSUM
+from ltx.header import FLAG_NO_CHECKSUM, Header
+from ltx.layout import HEADER_SIZE
 from replica.index import ReplicaIndex
 from replica.levels import (
     DEFAULT_LEVEL_INTERVALS,
@@ -60,7 +61,14 @@ from replica.retention import (
     RetentionSettings,
     plan_retention,
 )
+from replica.retention import (
+    non_negative_duration as _not_negative,
+)
+from replica.retention import (
+    positive_duration as _positive,
+)
 from replica.storage import ReplicaClient
+from replica.storage.timestamps import EPOCH
 
 log = logging.getLogger("replica.compaction")
 
@@ -69,7 +77,7 @@ DEFAULT_L0_RETENTION_CHECK_INTERVAL = dt.timedelta(seconds=15)
 NOT_READY_RETRY = dt.timedelta(seconds=1)
 NOT_READY_TIMEOUT = dt.timedelta(seconds=30)
 _SMALL_BUFFER = 64 * 1024
-_LARGE_BUFFER = 1024 * 1024
+_LARGE_BUFFER = 8 * 1024 * 1024
 
 
 def utcnow() -> dt.datetime:
@@ -88,16 +96,6 @@ def _check_levels(
     for i, iv in enumerate(value):
         if not isinstance(iv, dt.timedelta) or iv <= dt.timedelta(0):
             raise ValueError(f"levels[{i}].interval: compaction interval must be greater than 0 (got {iv})")
-
-
-def _positive(_: object, attr: attrs.Attribute[dt.timedelta], value: dt.timedelta) -> None:
-    if value <= dt.timedelta(0):
-        raise ValueError(f"{attr.name}: must be greater than 0 (got {value})")
-
-
-def _not_negative(_: object, attr: attrs.Attribute[dt.timedelta], value: dt.timedelta) -> None:
-    if value < dt.timedelta(0):
-        raise ValueError(f"{attr.name}: must not be negative (got {value})")
 
 
 @attrs.frozen
@@ -303,7 +301,7 @@ class Compactor:
             except FileNotFoundError:
                 pass
             else:
-                if not info.size or os.fstat(f.fileno()).st_size == info.size:
+                if self._same_file(f, info):
                     return f
                 f.close()  # another lineage's file with the same name: use the replica's
         size = info.size or None
@@ -313,6 +311,19 @@ class Compactor:
         except LTXError:
             self.index.invalidate()  # e.g. deleted behind our back: re-list next time
             raise
+
+    @staticmethod
+    def _same_file(f: BinaryIO, info: FileInfo) -> bool:
+        """Whether a local L0 file is the one listed: same size, same header TXIDs and timestamp."""
+        if info.size and os.fstat(f.fileno()).st_size != info.size:
+            return False
+        try:
+            h = Header.from_bytes(f.read(HEADER_SIZE))
+        except LTXError:
+            return False
+        f.seek(0)
+        created_ms = (info.created_at - EPOCH) // dt.timedelta(milliseconds=1)
+        return (h.min_txid, h.max_txid, h.timestamp) == (info.min_txid, info.max_txid, created_ms)
 
     # -- retention -------------------------------------------------------------------------
 

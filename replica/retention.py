@@ -14,7 +14,7 @@ window loses its plan.** The retained window is ``[now - snapshot.retention, now
    levels 1..8 with ``max_txid <= floor`` are deleted, except the last file of each
    level. A restore to any ``T >= W`` starts at the anchor or a later snapshot, so
    nothing ending at or before the anchor can be part of its plan.
-3. **L0** (``l0-retention`` > 0; 0 turns it off). The L0 files created at or before
+3. **L0** (``l0-retention`` > 0; 0 turns it off). The L0 files created before
    ``now - l0-retention``, walked in TXID order up to the first younger one, whose TXIDs
    are covered by level 1 (``max_txid <=`` the level-1 maximum) or by the anchor are
    candidates; the newest L0 file is never one, nor, without an anchor, an L0 file
@@ -63,12 +63,12 @@ _EPS = dt.timedelta(microseconds=1)
 Listing = Mapping[int, Iterable[FileInfo]]
 
 
-def _positive(_: object, attr: attrs.Attribute[dt.timedelta], value: dt.timedelta) -> None:
+def positive_duration(_: object, attr: attrs.Attribute[dt.timedelta], value: dt.timedelta) -> None:
     if value <= dt.timedelta(0):
         raise ValueError(f"{attr.name}: must be greater than 0 (got {value})")
 
 
-def _not_negative(_: object, attr: attrs.Attribute[dt.timedelta], value: dt.timedelta) -> None:
+def non_negative_duration(_: object, attr: attrs.Attribute[dt.timedelta], value: dt.timedelta) -> None:
     if value < dt.timedelta(0):
         raise ValueError(f"{attr.name}: must not be negative (got {value})")
 
@@ -81,8 +81,10 @@ class RetentionSettings:
     anything remotely (local copies are still cleaned up, as in Litestream).
     """
 
-    snapshot_retention: dt.timedelta = attrs.field(default=DEFAULT_SNAPSHOT_RETENTION, validator=_positive)
-    l0_retention: dt.timedelta = attrs.field(default=DEFAULT_L0_RETENTION, validator=_not_negative)
+    snapshot_retention: dt.timedelta = attrs.field(
+        default=DEFAULT_SNAPSHOT_RETENTION, validator=positive_duration
+    )
+    l0_retention: dt.timedelta = attrs.field(default=DEFAULT_L0_RETENTION, validator=non_negative_duration)
     enabled: bool = True
 
 
@@ -354,8 +356,8 @@ def _l0_deletions(
         return [], ""
     eligible: list[FileInfo] = []
     for f in l0[:-1]:  # never the newest L0 file
-        if f.created_at > cutoff:
-            break  # keep L0 contiguous: stop at the first file that is too recent
+        if f.created_at >= cutoff:
+            break  # keep L0 contiguous: stop at the first file that is not older than the cutoff
         if f.max_txid > covered:
             break
         eligible.append(f)
@@ -368,13 +370,19 @@ def _l0_deletions(
     # end at a boundary of a higher-level file, which then takes over the time span
     ends = [i for i in range(len(eligible) - 1, -1, -1) if eligible[i].max_txid in bounds]
     first_problem = ""
-    for i in ends[:MAX_L0_ATTEMPTS]:
-        cand = [f for f in eligible[: i + 1] if not (f.min_txid == 1 and f.max_txid > floor)]
-        if not cand:
-            continue
-        drop = set(cand)
-        problems = check.violations([f for f in remaining if f not in drop], exact_from=exact_from)
-        if not problems:
-            return cand, ""
-        first_problem = first_problem or problems[0]
+    attempts = 0
+    for i in ends:
+        prefix = eligible[: i + 1]
+        # without an anchor, an L0 file starting at TXID 1 may be the only start of the
+        # earliest moments: if the whole prefix cannot go, try again keeping it
+        pinned = [f for f in prefix if not (f.min_txid == 1 and f.max_txid > floor)]
+        for cand in (prefix, pinned) if len(pinned) < len(prefix) else (prefix,):
+            if not cand or attempts >= MAX_L0_ATTEMPTS:
+                continue
+            attempts += 1
+            drop = set(cand)
+            problems = check.violations([f for f in remaining if f not in drop], exact_from=exact_from)
+            if not problems:
+                return cand, ""
+            first_problem = first_problem or problems[0]
     return [], first_problem

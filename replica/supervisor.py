@@ -77,7 +77,7 @@ class Supervisor:
                 rep = wanted[path]()
                 rep.start()
                 self.running[path] = rep
-                log.info("replicating path=%s replica=%s", path, rep.client)
+                log.info("initialized db path=%s replica=%s", path, rep.client)
 
     def start(self) -> None:
         self.reconcile()

@@ -73,6 +73,7 @@ def leftovers(out: Path) -> list[str]:
 
 
 def rows(db: Path) -> list[int]:
+    """Row ids of a restored file, read as immutable so no -wal/-shm appear beside it."""
     con = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
     try:
         return [r[0] for r in con.execute("SELECT id FROM t ORDER BY id")]

@@ -244,9 +244,11 @@ events = st.one_of(
 )
 
 
-@settings(max_examples=max(200, settings.default.max_examples))
+@settings(max_examples=max(200, settings().max_examples))
 @given(cfg=configs, history=st.lists(events, min_size=20, max_size=120))
-def test_retention_keeps_every_restore_in_the_window(cfg: Config, history: Sequence[tuple[object, ...]]) -> None:
+def test_retention_keeps_every_restore_in_the_window(
+    cfg: Config, history: Sequence[tuple[object, ...]]
+) -> None:
     world = World(cfg)
     world.write(frozenset(), 2)
     for ev in history:
@@ -310,7 +312,6 @@ def test_l0_files_go_only_up_to_a_level_one_boundary_older_than_the_moments_that
     # (5, 6] restore to txid 3 although they are after the cutoff: only 2..3 go, and
     # L0 1 stays as the earliest moment's only start.
     assert [f.max_txid for f in d.l0] == [2, 3]
-
 
 
 def test_l0_retention_zero_deletes_no_l0_file() -> None:
