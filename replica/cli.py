@@ -321,10 +321,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
             "-o is required when restoring from a replica URL",
             f"litestream restore -o /path/to/db {args.target}",
         )
+    from replica import restore as restore_mod
+
+    if args.dry_run:
+        plan = restore_mod.calc_restore_plan(client, txid=txid, timestamp=ts, parallelism=args.parallelism)
+        _print_plan(args, client, output, plan)
+        return 0
     if args.if_db_not_exists and os.path.exists(output):
         log.info("database already exists, skipping")
         return 0
-    from replica import restore as restore_mod
 
     started = dt.datetime.now(dt.UTC)
     try:
@@ -349,6 +354,27 @@ def cmd_restore(args: argparse.Namespace) -> int:
         summary.update({"duration_ms": int(took * 1000), "integrity_check": args.integrity_check})
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def _print_plan(args: argparse.Namespace, client: ReplicaClient, output: str, plan: Any) -> None:
+    files = [
+        {"level": f.level, "name": f.name, "min_txid": f"{f.min_txid:016x}", "max_txid": f"{f.max_txid:016x}",
+         "size": f.size, "timestamp": _iso(f.created_at)}
+        for f in plan.files
+    ]  # fmt: skip
+    lo, hi = f"{plan.files[0].min_txid:016x}", f"{plan.txid:016x}"
+    if args.json:
+        print(json.dumps({"source": args.target, "target_path": output, "replica": client.type,
+                          "min_txid": lo, "max_txid": hi, "files": files}, indent=2))  # fmt: skip
+        return
+    print("Restore plan:")
+    print(f"  source: {args.target}\n  target: {output}\n  replica: {client.type}")
+    print(f"  txid range: {lo} - {hi}\n")
+    print("Files to fetch:")
+    table = [["level", "file", "min_txid", "max_txid", "size", "timestamp"]]
+    table += [[str(f["level"]), str(f["name"]), str(f["min_txid"]), str(f["max_txid"]), str(f["size"]),
+               str(f["timestamp"])] for f in files]  # fmt: skip
+    _print_table(table)
 
 
 # -- ltx, databases, version --------------------------------------------------------------
@@ -543,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(s, "integrity-check", default="none", help="none, quick or full")
     _flag(s, "force", action="store_true", help="overwrite an existing output")
     _flag(s, "json", action="store_true", help="print a JSON summary")
+    _flag(s, "dry-run", action="store_true", help="print the plan; write nothing")
     s.add_argument("target", nargs="?", metavar="DB_PATH|REPLICA_URL")
     s.set_defaults(run=cmd_restore)
 

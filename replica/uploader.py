@@ -41,6 +41,11 @@ log = logging.getLogger("replica.uploader")
 
 LEVELS = range(0, SNAPSHOT_LEVEL + 1)
 
+MAX_CONCURRENT_UPLOADS = 8
+UPLOAD_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_UPLOADS)
+"""Shared by every database in the process: at most this many L0 uploads run at once,
+so memory and connections stay bounded however many databases are replicated."""
+
 
 def is_full_image(path: str) -> bool:
     """Whether the LTX file at ``path`` holds every page ``1..commit`` (lock page aside)."""
@@ -124,7 +129,8 @@ class Uploader:
                 break
             if not os.path.exists(path):
                 break  # removed underneath us; the next round re-lists
-            info = self.client.write_file(0, txid, txid, Path(path))
+            with UPLOAD_SLOTS:
+                info = self.client.write_file(0, txid, txid, Path(path))
             if self.index is not None:
                 self.index.add(info)
             self.remote_max = txid

@@ -191,3 +191,21 @@ def test_once_with_force_snapshot_writes_a_level_9_file(tmp_path: Path) -> None:
     assert list((tmp_path / "replica" / "ltx" / "9").glob("0000000000000001-*.ltx"))
     r = run("replicate", "-config", str(cfg), "-force-snapshot", env={"APP_DB": str(db)})
     assert r.returncode == 1 and "without -once" in r.stderr
+
+
+def test_restore_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    make_db(db)
+    assert start_writer(db, 1, 100, every=0).wait(60) == 0
+    cfg = _config(tmp_path, db)
+    env = {"APP_DB": str(db)}
+    assert run("replicate", "-config", str(cfg), "-once", env=env).returncode == 0
+    out = tmp_path / "out.db"
+    url = f"file://{tmp_path / 'replica'}"
+    r = run("restore", "-dry-run", "-o", str(out), url)
+    assert r.returncode == 0, r.stderr
+    assert "Restore plan:" in r.stdout and "0000000000000001-0000000000000001.ltx" in r.stdout
+    r = run("restore", "-dry-run", "-json", "-o", str(out), url)
+    plan = json.loads(r.stdout)
+    assert plan["min_txid"] == "0000000000000001" and plan["files"][0]["level"] == 0
+    assert not out.exists()
