@@ -89,6 +89,7 @@ class Uploader:
         self.remote_max: int | None = None
         self.lock = threading.Lock()
         self.uploaded = 0
+        self._snapshot_written = False
 
     def remote_position(self) -> int:
         """The replica's highest TXID over every level (0 when empty); listed, then cached."""
@@ -126,7 +127,7 @@ class Uploader:
         for txid, path in self.pending()[: self.max_batch or None]:
             pos = self.remote_position()
             if txid != pos + 1 and not self._close_gap(txid, path, pos):
-                break
+                continue  # dropped (a snapshot was requested); a later full image may close the gap now
             if not os.path.exists(path):
                 break  # removed underneath us; the next round re-lists
             with UPLOAD_SLOTS:
@@ -138,6 +139,9 @@ class Uploader:
             self.uploaded += 1
             if not self.keep_local:
                 self.db.remove_local_files(txid)
+        if self._snapshot_written:
+            self._snapshot_written = False
+            done += self._sync()  # the snapshot that closes the gap, and what follows it
         return done
 
     def _close_gap(self, txid: int, path: str, pos: int) -> bool:
@@ -155,6 +159,8 @@ class Uploader:
             )  # fmt: skip
             self.db.request_snapshot()
             self.db.remove_local_files(txid)
+            if self.db.is_open:  # write it now rather than at the next sync
+                self._snapshot_written = self.db.sync() is not None
             return False
         log.info("%s: replica ends at txid %d: uploading snapshot 1-%d", self.db.path, pos, txid)
         tmp = f"{path}.snapshot.tmp"
