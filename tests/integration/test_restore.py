@@ -184,8 +184,18 @@ def compare_with_litestream(
     if not timestamps:
         return
     # Litestream's CLI refuses a time past the newest file ("timestamp does not exist")
+    # and before the oldest, where its bounds on S3 come from upload times (LastModified), which
+    # trail the header times by up to a sync interval: stay 2 s clear of that end.
     newest = max(f.created_at for files in listing.values() for f in files)
-    times = sorted({f.created_at for f in listing[0] if f.created_at + dt.timedelta(milliseconds=1) < newest})
+    oldest = min(f.created_at for files in listing.values() for f in files)
+    times = sorted(
+        {
+            f.created_at
+            for f in listing[0]
+            if f.created_at + dt.timedelta(milliseconds=1) < newest
+            and f.created_at > oldest + dt.timedelta(seconds=2)
+        }
+    )
     assert times
     for i, at in enumerate(times[:: max(1, len(times) // 5)]):
         ts = at + dt.timedelta(microseconds=500)
