@@ -42,6 +42,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from ltx.header import MAX_PAGE_SIZE as _MAX_PAGE_SIZE
+from ltx.header import MIN_PAGE_SIZE as _MIN_PAGE_SIZE
+from ltx.header import is_valid_page_size
 from replica.errors import WALError, WALMagicError, WALPageSizeError, WALVersionError
 
 __all__ = [
@@ -75,8 +78,8 @@ WAL_VERSION: Final = 3007000
 """The only WAL format version SQLite has ever written."""
 WAL_HEADER_SIZE: Final = 32
 WAL_FRAME_HEADER_SIZE: Final = 24
-MIN_PAGE_SIZE: Final = 512
-MAX_PAGE_SIZE: Final = 65536
+MIN_PAGE_SIZE: Final = _MIN_PAGE_SIZE
+MAX_PAGE_SIZE: Final = _MAX_PAGE_SIZE
 
 Buffer = bytes | bytearray | memoryview
 """Anything whose raw bytes we can read (a memoryview is read as its underlying bytes)."""
@@ -230,7 +233,7 @@ def _frame_coef(page_size: int) -> npt.NDArray[np.uint64]:
 
 
 def _check_page_size(page_size: int) -> None:
-    if not (MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE and page_size & (page_size - 1) == 0):
+    if not is_valid_page_size(page_size):
         raise WALPageSizeError(f"invalid wal page size: {page_size}")
 
 
