@@ -187,13 +187,13 @@ def compare_with_litestream(
     # and before the oldest, where its bounds on S3 come from upload times (LastModified), which
     # trail the header times by up to a sync interval: stay 2 s clear of that end.
     newest = max(f.created_at for files in listing.values() for f in files)
+    margin = dt.timedelta(seconds=2 if client.type == "s3" else 0)
     oldest = min(f.created_at for files in listing.values() for f in files)
     times = sorted(
         {
             f.created_at
             for f in listing[0]
-            if f.created_at + dt.timedelta(milliseconds=1) < newest
-            and f.created_at > oldest + dt.timedelta(seconds=2)
+            if f.created_at + dt.timedelta(milliseconds=1) < newest and f.created_at > oldest + margin
         }
     )
     assert times
