@@ -112,12 +112,31 @@ class Replicator:
         )
 
     def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C, once the replicator handles it (a signal that arrives while the interpreter
+        is still starting kills the process before our handler exists: not what is tested)."""
+        wait_for(
+            lambda: self.proc.poll() is not None or _catches(self.proc.pid, signal.SIGTERM),
+            timeout,
+            "the replicator to install its signal handlers",
+        )
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(30)
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (Linux: the SigCgt mask in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
 
 
 def wait_for(pred: object, timeout: float = 30.0, what: str = "condition") -> None:
