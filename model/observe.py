@@ -42,6 +42,11 @@ class Listing:
     def l0_txids(self) -> set[int]:
         return {i.max_txid for i in self.files.get(0, ())}
 
+    @property
+    def ends(self) -> set[int]:
+        """Every file's max TXID, any level: the TXIDs a restore can end at."""
+        return {i.max_txid for lv in LEVELS for i in self.files.get(lv, ())}
+
 
 class ReplicaObserver:
     """Keeps a decoded copy of a replica up to date; see the module docstring."""
@@ -102,9 +107,18 @@ class ReplicaObserver:
         self.listing = Listing(out)
         return self.listing
 
+    def listing_times(self) -> list[dt.datetime]:
+        """The creation times the store's listing reports (S3: upload times), as last listed."""
+        return [i.created_at for i in self._infos.values()]
+
     def created_at(self, txid: int) -> dt.datetime | None:
+        """When ``txid``'s state was made: its L0 file's time, else the earliest time of a
+        file ending at it (compaction outputs and snapshots take their last input's time)."""
         f = self.files.get((0, txid, txid))
-        return f.created_at if f is not None else None
+        if f is not None:
+            return f.created_at
+        times = [f.created_at for (_lv, _lo, hi), f in self.files.items() if hi == txid]
+        return min(times) if times else None
 
     def replay(self, txid: int) -> Replayed | None:
         """The database after ``txid`` as a restore through the current files would build it.

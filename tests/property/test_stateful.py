@@ -80,13 +80,14 @@ LITESTREAM_SAFE = MachineOptions(
     min_uptime=1.5,
     wal_restart_after_crash=False,
     app_autocheckpoint=0,
-    time_margin=3.0,
+    listing_time_bounds=True,
 )
 """Litestream 0.5.17 without its known weaknesses (``docs/conformance.md``): it ships
 nothing when stopped within its first second (``min_uptime``); it loses commits when the
 WAL restarts while it is dead (so the application does not checkpoint then, nor
-auto-checkpoint at all); on S3 it refuses moments before the first file's upload time
-(``time_margin``)."""
+auto-checkpoint at all); it refuses moments outside the span of the listing's times
+(on S3 LastModified, whole seconds) even when the LTX times say a file existed
+(``listing_time_bounds``)."""
 
 
 def budget(suite: str, **overrides: Any) -> settings:
