@@ -2,7 +2,7 @@
 
 import sys
 
-from model.conformance import main
+from model._extra import MissingExtraError
 
 
 def _run(argv: list[str]) -> int:
@@ -13,7 +13,13 @@ def _run(argv: list[str]) -> int:
     if argv[0] != "conformance":
         print(f"unknown command {argv[0]!r} (try: conformance)", file=sys.stderr)
         return 2
-    return main(argv[1:])
+    try:
+        from model.conformance import main
+
+        return main(argv[1:])
+    except MissingExtraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 sys.exit(_run(sys.argv[1:]))

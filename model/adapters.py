@@ -36,7 +36,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -45,7 +44,6 @@ from model.retention import RetentionPolicy
 from model.state import Compare
 from model.stores import FAST_RETRY, Store
 
-REPO = str(Path(__file__).resolve().parent.parent)
 DEFAULT_RETENTION = RetentionPolicy(
     l0_retention=dt.timedelta(minutes=5), snapshot_retention=dt.timedelta(hours=24)
 )
@@ -609,10 +607,6 @@ class OursProcessAdapter(ProcessAdapter):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "replica"]
 
-    def process_env(self) -> dict[str, str]:
-        env = super().process_env()
-        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-        return env
 
 
 def litestream_binary() -> str:

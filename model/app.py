@@ -224,15 +224,12 @@ class Application:
     ) -> None:
         self.db_path = db_path
         self.timeout = timeout
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = {**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.proc = subprocess.Popen(
             [python, "-m", "model.app", db_path, *map(str, (page_size, checkpoint_timeout, autocheckpoint))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
         )
         self._pages: list[bytes] = []
         self._lock = threading.Lock()

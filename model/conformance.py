@@ -33,9 +33,15 @@ import traceback
 from collections.abc import Iterator, Sequence
 
 import attrs
-from hypothesis import HealthCheck, Phase, seed, settings
-from hypothesis.errors import Flaky, FlakyFailure
-from hypothesis.stateful import run_state_machine_as_test
+
+from model._extra import missing
+
+try:
+    from hypothesis import HealthCheck, Phase, seed, settings
+    from hypothesis.errors import Flaky, FlakyFailure
+    from hypothesis.stateful import run_state_machine_as_test
+except ModuleNotFoundError as e:
+    raise missing(e, "python -m model conformance") from e
 
 from model.adapters import (
     AdapterFactory,

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import attrs
 from fsspec.implementations.memory import MemoryFileSystem
 
+from model._extra import require
 from replica.storage import ReplicaClient, RetryPolicy, open_replica_client
 
 FAST_RETRY = RetryPolicy(attempts=3, initial_delay=0.0, max_delay=0.0, jitter=0.0)
@@ -243,6 +244,7 @@ class S3Store(Store):
         self.url = f"s3://{self.bucket}/db?endpoint={endpoint}&region={S3_REGION}&force-path-style=true"
 
     def _boto(self) -> Any:
+        require("boto3", what="the S3 store")
         import boto3  # type: ignore[import-untyped]
 
         return boto3.client(
@@ -281,6 +283,7 @@ class MotoServer:
 @contextlib.contextmanager
 def moto_server() -> Iterator[MotoServer]:
     """Start moto's threaded S3 server on a free port (needs ``moto[server]``); stop it after."""
+    require("moto", "flask", what="the S3 server")
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -63,8 +63,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import attrs
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from model._extra import missing
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+except ModuleNotFoundError as e:
+    raise missing(e, "model.testing") from e
 
 from ltx.fileinfo import FileInfo
 from model.adapters import (
