@@ -7,21 +7,71 @@ Modules, one concept each: :mod:`ltx.layout` (byte layouts as data),
 :mod:`ltx.names`, :mod:`ltx.pos`, :mod:`ltx.fileinfo`, :mod:`ltx.errors`.
 """
 
-from ltx.checksum import crc64, database_checksum, page_checksum
-from ltx.compactor import CompactResult, compact
-from ltx.database import DBInfo, apply_files, encode_db, read_db_info
-from ltx.decoder import Decoder, IndexedFile, read_page, read_page_index
-from ltx.encoder import Encoder
-from ltx.errors import LTXError
-from ltx.fileinfo import FileInfo, is_contiguous
-from ltx.header import FLAG_NO_CHECKSUM, Header
-from ltx.index import PageIndexEntry
-from ltx.names import format_filename, lock_pgno, parse_filename
-from ltx.page import PageHeader
-from ltx.pos import CHECKSUM_FLAG, TXID, Checksum, Pos
-from ltx.trailer import Trailer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ltx.checksum import crc64, database_checksum, page_checksum
+    from ltx.compactor import CompactResult, compact
+    from ltx.database import DBInfo, apply_files, encode_db, read_db_info
+    from ltx.decoder import Decoder, IndexedFile, read_page, read_page_index
+    from ltx.encoder import Encoder
+    from ltx.errors import LTXError
+    from ltx.fileinfo import FileInfo, is_contiguous
+    from ltx.header import FLAG_NO_CHECKSUM, Header
+    from ltx.index import PageIndexEntry
+    from ltx.names import format_filename, lock_pgno, parse_filename
+    from ltx.page import PageHeader
+    from ltx.pos import CHECKSUM_FLAG, TXID, Checksum, Pos
+    from ltx.trailer import Trailer
 
 __version__ = "0.1.0"
+
+# Importing ``ltx`` (or a light module such as ``ltx.names``) loads nothing else: each
+# name below is imported from its module on first use, so a pure module that needs
+# file names does not pull in numpy, lz4 or the codecs.
+_HOMES = {
+    "CHECKSUM_FLAG": "ltx.pos",
+    "Checksum": "ltx.pos",
+    "CompactResult": "ltx.compactor",
+    "DBInfo": "ltx.database",
+    "Decoder": "ltx.decoder",
+    "Encoder": "ltx.encoder",
+    "FLAG_NO_CHECKSUM": "ltx.header",
+    "FileInfo": "ltx.fileinfo",
+    "Header": "ltx.header",
+    "IndexedFile": "ltx.decoder",
+    "LTXError": "ltx.errors",
+    "PageHeader": "ltx.page",
+    "PageIndexEntry": "ltx.index",
+    "Pos": "ltx.pos",
+    "TXID": "ltx.pos",
+    "Trailer": "ltx.trailer",
+    "apply_files": "ltx.database",
+    "compact": "ltx.compactor",
+    "crc64": "ltx.checksum",
+    "database_checksum": "ltx.checksum",
+    "encode_db": "ltx.database",
+    "format_filename": "ltx.names",
+    "is_contiguous": "ltx.fileinfo",
+    "lock_pgno": "ltx.names",
+    "page_checksum": "ltx.checksum",
+    "parse_filename": "ltx.names",
+    "read_db_info": "ltx.database",
+    "read_page": "ltx.decoder",
+    "read_page_index": "ltx.decoder",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ltx' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHECKSUM_FLAG",
