@@ -161,7 +161,7 @@ def test_damaged_files_decode_identically_or_fail_typed(
         mutated, how = _mutate(data, rng)
         case = f"seed {seed}: {path.parent.name}/{path.name}, {how}"
         got: list[Decoded] = []
-        peak, err = _peak(lambda m=mutated, n=path.name: got.append(_decode(m, n)))
+        peak, err = _peak(lambda m=mutated, n=path.name, g=got: g.append(_decode(m, n)))
         assert peak <= _bound(mutated, original), f"{case}: decoding took {peak} bytes"
         if err is not None:
             assert isinstance(err, LTXError), f"{case}: foreign exception {type(err).__name__}: {err}"
