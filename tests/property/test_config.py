@@ -24,7 +24,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import replica.config as config_mod
+import replica._go.duration as go_duration
+import replica.config.discover as config_discover
 from ltx.errors import LTXError
 from replica.config import (
     Config,
@@ -788,13 +789,13 @@ def test_duration_round_trip_nanoseconds(ns: int) -> None:
 
 @given(
     st.lists(
-        st.tuples(st.integers(0, 10**7), st.sampled_from(sorted(config_mod._UNITS))), min_size=1, max_size=6
+        st.tuples(st.integers(0, 10**7), st.sampled_from(sorted(go_duration.UNITS))), min_size=1, max_size=6
     ),
     st.sampled_from(["", "+", "-"]),
 )
 def test_duration_components_add_up(parts: list[tuple[int, str]], sign: str) -> None:
     text = sign + "".join(f"{n}{unit}" for n, unit in parts)
-    total = sum(n * config_mod._UNITS[unit] for n, unit in parts)
+    total = sum(n * go_duration.UNITS[unit] for n, unit in parts)
     if total > (2**63 if sign == "-" else 2**63 - 1):
         with pytest.raises(ValueError, match=r"^time: invalid duration "):
             parse_go_duration(text)
@@ -804,9 +805,9 @@ def test_duration_components_add_up(parts: list[tuple[int, str]], sign: str) -> 
 
 @given(st.integers(-(10**15), 10**15))
 def test_sub_microsecond_rounding_keeps_the_sign(ns: int) -> None:
-    td = config_mod._ns_to_timedelta(ns)
+    td = go_duration.ns_to_timedelta(ns)
     assert (td > dt.timedelta(0)) == (ns > 0) and (td < dt.timedelta(0)) == (ns < 0)
-    assert abs(config_mod._timedelta_ns(td) - ns) < 1000
+    assert abs(go_duration.timedelta_ns(td) - ns) < 1000
 
 
 # --------------------------------------------------------------------------------------------
@@ -1746,7 +1747,7 @@ def test_dir_entry_file_replica_without_path_uses_the_relative_path(
 def test_meta_path_collision(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = dir_config(tree, "")
     a = str(tree / "a.db")
-    monkeypatch.setattr(config_mod, "find_sqlite_databases", lambda *_: [a, a])
+    monkeypatch.setattr(config_discover, "find_sqlite_databases", lambda *_: [a, a])
     with pytest.raises(ConfigError) as info:
         expand_dir_entries(cfg)
     assert str(info.value) == (
