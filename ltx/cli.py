@@ -189,11 +189,22 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except LTXError as e:
         print(f"ltx {args.command}: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # before OSError, of which it is a kind
+        sys.stderr.close()  # the reader went away (e.g. `| head`); nothing left to say
+        return 0
     except OSError as e:
-        print(f"ltx {args.command}: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        print(f"ltx {args.command}: {_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (e.g. `| head`); nothing left to say
-        return 0
+
+
+def _os_error(e: OSError) -> str:
+    """``<path>: <reason>`` (``<path> -> <path2>`` for a rename), or the reason alone."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.filename is None:
+        return reason
+    where = os.fsdecode(e.filename)
+    if e.filename2 is not None:
+        where += f" -> {os.fsdecode(e.filename2)}"
+    return f"{where}: {reason}"

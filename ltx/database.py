@@ -151,7 +151,8 @@ def apply_files(db_path: str, ltx_paths: Sequence[str]) -> int | None:
     after each file the database is truncated to Commit pages and, with
     checksums, must equal the post-apply checksum. A database that did not
     exist is built in a temporary file (one pass per file, nothing verified
-    twice) and renamed into place only when every file applied.
+    twice) and renamed into place only when every file applied. An ``OSError`` while
+    writing the database (a full disk) carries ``db_path`` as its file name.
     Returns the final database checksum when known (None for NoChecksum files).
     """
     if not ltx_paths:
@@ -160,12 +161,18 @@ def apply_files(db_path: str, ltx_paths: Sequence[str]) -> int | None:
         fd = os.open(db_path, os.O_RDWR)
         try:
             result = _apply_all(_DBFile(fd, db_path), ltx_paths, verify_first=True)
-            os.fsync(fd)
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                raise _named(e, db_path) from None
         finally:
             os.close(fd)
         return result
-    with atomic_write(db_path) as f:
-        return _apply_all(_DBFile(f.fileno(), db_path), ltx_paths, verify_first=False)
+    try:
+        with atomic_write(db_path, replace=False) as f:  # a database that appeared meanwhile stays
+            return _apply_all(_DBFile(f.fileno(), db_path), ltx_paths, verify_first=False)
+    except OSError as e:
+        raise _named(e, db_path) from None
 
 
 def _apply_all(db: _DBFile, ltx_paths: Sequence[str], *, verify_first: bool) -> int | None:
@@ -179,11 +186,32 @@ def _apply_all(db: _DBFile, ltx_paths: Sequence[str], *, verify_first: bool) -> 
     return result
 
 
+def _named(e: OSError, path: str) -> OSError:
+    """``e`` with ``path`` as its file name when the failing call (on a descriptor) gave none."""
+    if e.filename is not None:
+        return e
+    named = OSError(e.errno, e.strerror, path)
+    named.__cause__ = e
+    return named
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int, path: str) -> None:
+    """Write all of ``data`` at ``offset``: a short write (a disk filling up) is continued,
+    so the error that follows it is raised instead of a silently shorter file."""
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view, offset = view[n:], offset + n
+    except OSError as e:
+        raise _named(e, path) from None
+
+
 class _RunWriter:
     """Coalesces writes of consecutive pages into one ``pwrite`` of up to ``limit`` bytes."""
 
-    def __init__(self, fd: int, page_size: int, limit: int = 4 << 20) -> None:
-        self.fd, self.page_size, self.limit = fd, page_size, limit
+    def __init__(self, fd: int, page_size: int, path: str, limit: int = 4 << 20) -> None:
+        self.fd, self.page_size, self.path, self.limit = fd, page_size, path, limit
         self.start = 0
         self.next = 0
         self.parts: list[bytes] = []
@@ -199,7 +227,7 @@ class _RunWriter:
 
     def flush(self) -> None:
         if self.parts:
-            os.pwrite(self.fd, b"".join(self.parts), (self.start - 1) * self.page_size)
+            _pwrite_all(self.fd, b"".join(self.parts), (self.start - 1) * self.page_size, self.path)
             self.parts, self.size = [], 0
 
 
@@ -215,7 +243,7 @@ def _apply_one(db: _DBFile, dec: Decoder) -> int | None:
             )
     lock = lock_pgno(ps)
     acc = db.checksum if track else None
-    out = _RunWriter(db.fd, ps)
+    out = _RunWriter(db.fd, ps, db.path)
     for pgno, page in dec:
         if acc is not None:
             old = db.old_page(pgno, ps)
@@ -231,8 +259,11 @@ def _apply_one(db: _DBFile, dec: Decoder) -> int | None:
             if old is not None and pgno != lock:
                 acc ^= page_checksum(pgno, old) & ~CHECKSUM_FLAG
     if h.is_snapshot and h.commit >= lock:
-        os.pwrite(db.fd, bytes(ps), (lock - 1) * ps)
-    os.ftruncate(db.fd, h.commit * ps)
+        _pwrite_all(db.fd, bytes(ps), (lock - 1) * ps, db.path)
+    try:
+        os.ftruncate(db.fd, h.commit * ps)
+    except OSError as e:
+        raise _named(e, db.path) from None
     assert dec.trailer is not None
     if h.is_snapshot and dec.db_checksum is not None:
         acc = dec.db_checksum & ~CHECKSUM_FLAG

@@ -43,6 +43,7 @@ from ltx.pos import CHECKSUM_FLAG
 from ltx.trailer import DELETION_POST_APPLY, Trailer
 
 _TAIL = INDEX_SIZE_FIELD + TRAILER_SIZE
+_MAX_VARINT = 10
 _CHUNK = 1 << 20
 _PAGE_HEAD = struct.Struct(">IH")
 _U32 = struct.Struct(">I")
@@ -226,12 +227,7 @@ class Decoder:
 
     def _finish(self) -> None:
         h = self.header
-        rest = self._leftover + self._f.read()
-        while True:  # a short read is not the end of every stream
-            more = self._f.read()
-            if not more:
-                break
-            rest += more
+        rest = self._read_rest(_index_bound(self.page_count) + _TAIL)
         if len(rest) < 1 + _TAIL:
             raise TruncatedError("file ends inside the page index or trailer")
         self.bytes_read += len(rest)
@@ -251,6 +247,31 @@ class Decoder:
             if self.db_checksum is not None and self.db_checksum != trailer.post_apply_checksum:
                 raise PostApplyChecksumMismatchError(trailer.post_apply_checksum, self.db_checksum)
         self.trailer = trailer
+
+    def _read_rest(self, limit: int) -> bytes:
+        """What follows the page block, read in chunks of at most :data:`_CHUNK` bytes.
+
+        At most ``limit`` bytes may follow (the largest index the decoded pages can
+        have, and the trailer); a file that goes on past that fails as soon as it does,
+        so memory never exceeds ``limit`` plus one chunk, whatever the bytes.
+        """
+        rest = bytearray(self._leftover)
+        self._leftover = b""
+        while len(rest) <= limit:
+            more = self._f.read(min(_CHUNK, limit + 1 - len(rest)))
+            if not more:  # a short read is not the end of every stream: read until b""
+                return bytes(rest)
+            rest += more
+        raise PageIndexError(
+            f"more than {limit} bytes follow the page block of {self.page_count} page(s): "
+            "too many for its page index and trailer (a damaged page header can end the page block early)"
+        )
+
+
+def _index_bound(entries: int) -> int:
+    """The most bytes the varints of a page index of ``entries`` entries can take: three
+    varints of at most 10 bytes per entry, then the terminator varint."""
+    return entries * 3 * _MAX_VARINT + _MAX_VARINT
 
 
 @attrs.frozen

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import secrets
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_NO_RENAMEAT2 = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    try:
+        fn: Any = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_renameat2 = _load_renameat2()
 
 
 def fsync_dir(path: str) -> None:
@@ -28,16 +48,47 @@ def _create_temp(folder: str, base: str, mode: int) -> tuple[int, str]:
     raise FileExistsError(17, "could not create a unique temporary file", os.path.join(folder, base))
 
 
+def rename_noreplace(src: str, dst: str) -> None:
+    """Move ``src`` to ``dst`` atomically, failing with ``FileExistsError`` if ``dst`` exists.
+
+    Uses ``renameat2(RENAME_NOREPLACE)``; where the system or file system does not offer
+    it, ``link(src, dst)`` then ``unlink(src)``. Raises ``OSError`` (``EXDEV`` and the
+    like) as the calls do, and ``OSError(EOPNOTSUPP)`` when neither way is available.
+    """
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in _NO_RENAMEAT2:
+            raise OSError(err, os.strerror(err), dst)
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno in _NO_LINK:
+            raise OSError(
+                errno.EOPNOTSUPP,
+                "the file system supports neither renameat2(RENAME_NOREPLACE) nor hard links, "
+                "so the file cannot be created without the risk of replacing another",
+                dst,
+            ) from None
+        raise
+    os.unlink(src)
+
+
 @contextlib.contextmanager
 def atomic_write(
-    path: str | os.PathLike[str], *, mtime: float | None = None, mode: int = 0o666
+    path: str | os.PathLike[str], *, mtime: float | None = None, mode: int = 0o666, replace: bool = True
 ) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path`` for writing; on success make it ``path``.
 
     On a clean exit the data is fsynced, the file renamed over ``path`` and the
     directory fsynced; ``mtime`` (seconds) is set before the rename. The file is
     created with ``mode`` less the process umask, as ``open()`` would. On an
-    exception the temporary file is removed and ``path`` is untouched.
+    exception the temporary file is removed and ``path`` is untouched. With
+    ``replace=False`` a file that exists at ``path`` when the rename comes (one that
+    appeared while we wrote) is never replaced: ``FileExistsError``, temporary removed.
     """
     final = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(final))
@@ -51,7 +102,10 @@ def atomic_write(
             os.fsync(f.fileno())
         if mtime is not None:
             os.utime(tmp, (mtime, mtime))
-        os.replace(tmp, final)
+        if replace:
+            os.replace(tmp, final)
+        else:
+            rename_noreplace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

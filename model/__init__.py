@@ -8,11 +8,32 @@
 * :mod:`model.stores`, :mod:`model.adapters`, :mod:`model.observe`: the harness's I/O.
 * :mod:`model.testing`: the Hypothesis state machines; ``python -m model conformance``.
 
-This module imports only the pure model.
+Importing this package loads nothing; each name below comes from its module on first use.
 """
 
-from model.replica import LTXFile, Replayed, apply_file, decode_file, listing_problems, reachable
-from model.state import Commit, Compare, DatabaseState, History, ModelError, Sync
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model.replica import LTXFile, Replayed, apply_file, decode_file, listing_problems, reachable
+    from model.state import Commit, Compare, DatabaseState, History, ModelError, Sync
+
+_HOMES = {
+    **dict.fromkeys(
+        ["LTXFile", "Replayed", "apply_file", "decode_file", "listing_problems", "reachable"], "model.replica"
+    ),
+    **dict.fromkeys(["Commit", "Compare", "DatabaseState", "History", "ModelError", "Sync"], "model.state"),
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Commit",

@@ -608,7 +608,6 @@ class OursProcessAdapter(ProcessAdapter):
         return [sys.executable, "-m", "replica"]
 
 
-
 def litestream_binary() -> str:
     """The ``litestream`` executable on PATH; :class:`HarnessError` if there is none."""
     path = shutil.which("litestream")

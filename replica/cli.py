@@ -1,7 +1,10 @@
 """``python -m replica``: the ``litestream`` command line, subcommand for subcommand.
 
 Spellings follow Litestream 0.5 (Go ``flag``: ``-o`` and ``--o`` both work, flags go
-before positional arguments). Errors print ``Error: <message>`` to stderr and exit 1.
+before positional arguments). Errors print one line, ``Error: <message>``, to stderr and
+exit 1: the project's own errors name their file, level and TXID; an ``OSError`` or a
+``sqlite3.Error`` that reaches the top is printed as ``Error: <path>: <reason>``, never
+as a traceback.
 
 Deliberate differences, each for the user's benefit:
 
@@ -23,6 +26,7 @@ import os
 import shlex
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -189,9 +193,11 @@ def cmd_replicate(args: argparse.Namespace) -> int:
             r = make()
             try:
                 r.sync_once(force_snapshot=args.force_snapshot, enforce_retention=args.enforce_retention)
-            finally:
-                if not r.stop():
-                    raise LTXError(f"{r.db.path}: not every L0 file reached the replica")
+            except BaseException:
+                r.stop()  # the first error is the one to report
+                raise
+            if not r.stop():
+                raise LTXError(f"{r.db.path}: not every L0 file reached the replica (see the log above)")
         log.info("one-shot replication complete")
         return 0
     if addr:
@@ -242,9 +248,9 @@ def _run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
         raise LTXError(f"exit status {child_rc}")
     if not complete:
         raise LTXError(
-            "L0 files not uploaded before shutdown for "
+            "not every L0 file reached the replica before shutdown for "
             + ", ".join(sup.incomplete)
-            + "; they stay in the meta directory and are uploaded on the next start"
+            + " (see the log above); files not uploaded stay in the meta directory"
         )
     return 0
 
@@ -610,7 +616,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds a command like Ctrl-C, so what it was writing is cleaned up."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; SIGTERM unwinds it like Ctrl-C (`replicate` has its own handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv:
@@ -636,7 +661,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Try: {e.hint}", file=sys.stderr)
         return 1
     except LTXError as e:
-        print(f"Error: {e}", file=sys.stderr)
+        print(f"Error: {one_line(str(e))}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"Error: {one_line(describe_os_error(e))}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as e:
+        print(f"Error: {one_line(describe_sqlite_error(e))}", file=sys.stderr)
+        return 1
+    except Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks folded into spaces: an error is one line on stderr."""
+    return " ".join(message.split()) if "\n" in message or "\r" in message else message
+
+
+def describe_os_error(e: OSError) -> str:
+    """``<path>: <reason>`` (``<path> -> <path2>`` for a rename), or the reason alone."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.filename is None:
+        return reason
+    where = os.fsdecode(e.filename)
+    if e.filename2 is not None:
+        where += f" -> {os.fsdecode(e.filename2)}"
+    return f"{where}: {reason}"
+
+
+def describe_sqlite_error(e: sqlite3.Error) -> str:
+    """SQLite's message with its error name (``SQLITE_FULL``...) when Python knows it."""
+    name = getattr(e, "sqlite_errorname", None)
+    return f"sqlite: {e} ({name})" if name else f"sqlite: {e}"

@@ -11,7 +11,12 @@
   the first run at once), for a thread to drive.
 
 Inputs are read from the local L0 copies in the database's meta directory when they are
-there (and the right size), from the replica otherwise. Outputs are NoChecksum, take
+there (and the right size), from the replica otherwise. A snapshot's plan is made with
+:func:`~replica.restore.probe.plan_with_probes`, which reads the page size of each file
+of the plan (and page indexes when it must look for a full image), so after a page-size
+change the snapshot is built from the full image of the new size; what it learns is
+cached for the next runs. A level run that spans a page-size change merges into a full
+image of the new size (:mod:`ltx.compactor`). Outputs are NoChecksum, take
 the last input's header timestamp (so their ``created_at`` is the time of the state
 they hold, and point-in-time restores stay exact), and are written by the replica
 client, which records that timestamp as the file mtime or the ``litestream-timestamp``
@@ -54,6 +59,8 @@ from replica.levels import (
     plan_snapshot,
 )
 from replica.restore.errors import RestorePlanError
+from replica.restore.plan import LATEST, Listing, RestorePlan
+from replica.restore.probe import FileFacts, plan_with_probes, read_file_header
 from replica.retention import (
     DEFAULT_L0_RETENTION,
     DEFAULT_SNAPSHOT_RETENTION,
@@ -78,6 +85,17 @@ NOT_READY_RETRY = dt.timedelta(seconds=1)
 NOT_READY_TIMEOUT = dt.timedelta(seconds=30)
 _SMALL_BUFFER = 64 * 1024
 _LARGE_BUFFER = 8 * 1024 * 1024
+TEMP_PREFIX = "compact-"
+TEMP_SUFFIX = ".ltx.tmp"
+
+
+def is_compaction_temp(name: str) -> bool:
+    """Whether ``name`` (in ``work_dir``) is an output being staged by a compaction run.
+
+    Those files belong to the compaction task alone: only it may remove leftovers,
+    before its first run (:meth:`replica.daemon.Replication.start`).
+    """
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
 def utcnow() -> dt.datetime:
@@ -200,6 +218,7 @@ class Compactor:
         self.remove_local = remove_local or self._unlink_local
         self.stats = CompactorStats()
         self._lock = threading.Lock()
+        self._facts = FileFacts()
 
     # -- level runs ------------------------------------------------------------------------
 
@@ -237,8 +256,11 @@ class Compactor:
         with self._lock:
             self.stats.runs[SNAPSHOT_LEVEL] = self.stats.runs.get(SNAPSHOT_LEVEL, 0) + 1
             listing = self.index.listing()
+            self._facts.retain(listing)
             try:
-                plan = plan_snapshot(listing, now, self.options.snapshot_interval, force=force)
+                plan = plan_snapshot(
+                    listing, now, self.options.snapshot_interval, force=force, planner=self._latest_plan
+                )
             except RestorePlanError as e:
                 self.stats.errors += 1
                 log.error("snapshot skipped: the replica has no restore plan to its latest state: %s", e)
@@ -253,31 +275,50 @@ class Compactor:
             )
         return RunResult(SNAPSHOT_LEVEL, (info,), reason=plan.reason)
 
+    def _latest_plan(self, listing: Listing) -> RestorePlan:
+        """The restore plan of the latest state, reading page sizes and page indexes as needed."""
+        try:
+            return plan_with_probes(
+                self.client, listing, LATEST, facts=self._facts, read_header=self._read_header
+            )
+        except RestorePlanError:
+            raise
+        except LTXError:
+            self.index.invalidate()  # e.g. a file deleted behind our back: re-list next time
+            raise
+
     def _count_skip(self, reason: str) -> None:
         self.stats.skipped[reason] = self.stats.skipped.get(reason, 0) + 1
 
     def _run_job(self, level: int, inputs: Sequence[FileInfo]) -> FileInfo:
         job = LevelJob(level, inputs)
-        if level == SNAPSHOT_LEVEL and job.min_txid != 1:
-            raise LTXError(f"a snapshot must start at txid 1, not {job.min_txid:016x}", level=level)
+        # a snapshot may start at a full image other than 1-<txid>: it is still written as 1-<max>
+        min_txid = 1 if level == SNAPSHOT_LEVEL else job.min_txid
         if self.work_dir is not None:
             os.makedirs(self.work_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"compact-L{level}-", suffix=".ltx.tmp", dir=self.work_dir)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}L{level}-", suffix=TEMP_SUFFIX, dir=self.work_dir)
         try:
             with contextlib.ExitStack() as stack:
                 out = stack.enter_context(os.fdopen(fd, "wb"))
                 readers = [stack.enter_context(self._open_input(f)) for f in inputs]
                 names = [f"L{f.level}/{f.name}" for f in inputs]
-                res = compact(out, readers, flags=FLAG_NO_CHECKSUM, names=names)
+                res = compact(
+                    out,
+                    readers,
+                    flags=FLAG_NO_CHECKSUM,
+                    names=names,
+                    levels=[f.level for f in inputs],
+                    as_snapshot=min_txid != job.min_txid,
+                )
             h = res.header
-            if (h.min_txid, h.max_txid) != (job.min_txid, job.max_txid):
+            if (h.min_txid, h.max_txid) != (min_txid, job.max_txid):
                 raise LTXError(
                     f"compaction output holds {h.min_txid:016x}-{h.max_txid:016x}, "
-                    f"expected {job.min_txid:016x}-{job.max_txid:016x}",
+                    f"expected {min_txid:016x}-{job.max_txid:016x}",
                     level=level,
                 )
             try:
-                info = self.client.write_file(level, job.min_txid, job.max_txid, Path(tmp))
+                info = self.client.write_file(level, min_txid, job.max_txid, Path(tmp))
             except BaseException:
                 self.index.invalidate()
                 raise
@@ -311,6 +352,25 @@ class Compactor:
         except LTXError:
             self.index.invalidate()  # e.g. deleted behind our back: re-list next time
             raise
+
+    def _read_header(self, info: FileInfo) -> Header:
+        """A file's header, from the local L0 copy when it is the listed file, else from the replica."""
+        if info.level == 0 and self.local_l0_dir is not None:
+            path = os.path.join(self.local_l0_dir, info.name)
+            try:
+                f = open(path, "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                pass
+            else:
+                with f:
+                    if self._same_file(f, info):
+                        try:
+                            h = Header.from_bytes(f.read(HEADER_SIZE))
+                            h.validate()
+                        except LTXError as e:
+                            raise e.located(path=path, level=0, txid=info.min_txid) from None
+                        return h
+        return read_file_header(self.client, info)
 
     @staticmethod
     def _same_file(f: BinaryIO, info: FileInfo) -> bool:

@@ -17,7 +17,13 @@ newest always kept; without levels they are deleted right after upload.
 
 :meth:`Replication.stop` makes the last sync and then keeps uploading, for up to
 ``shutdown_timeout``, until every local file is in the replica; it reports
-whether that was achieved, and the command line turns that into its exit code.
+whether that was achieved, and the command line turns that into its exit code. No
+error of the last sync (a malformed or replaced database included) escapes it: each
+is logged, and the result then says that not everything was shipped.
+
+Temporary files in the meta directory belong to the task that writes them: the
+monitor removes only its own leftovers when it opens the database, and
+:meth:`Replication.start` removes compaction's before the compaction thread runs.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -40,6 +47,7 @@ from replica.compaction import (
     RetentionResult,
     RunResult,
     Scheduler,
+    is_compaction_temp,
 )
 from replica.index import ReplicaIndex
 from replica.l0 import L0File
@@ -147,6 +155,9 @@ class Replication:
             remove_local=self._remove_local,
         )
         self.scheduler: Scheduler | None = None
+        self._opened_once = False
+        """The database was opened (local state loaded) at least once: its files may be shipped
+        even while it is closed again (e.g. deleted and not yet recreated)."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.errors = 0
@@ -196,6 +207,7 @@ class Replication:
 
     def open(self) -> bool:
         """Open the database now if it exists; False when it does not exist yet."""
+        self.uploader.claim()  # lock the database, claim the replica (replica/ownership.py)
         try:
             remote = self.uploader.remote_position()
             self.db.open(remote)
@@ -204,6 +216,7 @@ class Replication:
         # e.g. files another replicator left behind; with levels, keep what L1 has not merged
         keep_from = self.index.max_txid(1) if self.compacting else remote
         self.db.remove_local_files(min(remote, keep_from))
+        self._opened_once = True
         return True
 
     def sync_once(self, force_snapshot: bool = False, enforce_retention: bool = False) -> None:
@@ -234,7 +247,20 @@ class Replication:
         """Run one retention pass now (see :meth:`replica.compaction.Compactor.enforce_retention`)."""
         return self.compactor.enforce_retention()
 
+    def _remove_compaction_temps(self) -> None:
+        """Delete outputs a compaction run left half-written (only while no compaction runs)."""
+        folder = self.compactor.work_dir
+        if folder is None:
+            return
+        with contextlib.suppress(OSError):
+            for n in os.listdir(folder):
+                if is_compaction_temp(n):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, n))
+
     def start(self) -> None:
+        self.uploader.claim(at_start=True)  # a second writer is refused here, before any thread
+        self._remove_compaction_temps()
         self.scheduler = Scheduler(self.compactor)
         jobs = (("monitor", self._monitor), ("upload", self._upload), ("compact", self._compact))
         for name, target in jobs:
@@ -279,7 +305,7 @@ class Replication:
         while not self._stop.is_set():
             self._wake.wait(delay)
             self._wake.clear()
-            if self._stop.is_set() or not self.db.is_open:
+            if self._stop.is_set() or not (self.db.is_open or self._opened_once):
                 continue
             try:
                 self.uploader.sync()
@@ -296,17 +322,29 @@ class Replication:
         for t in self._threads:
             t.join()
         self._threads.clear()
+        complete = True
         if not self.db.is_open:
             try:  # stopped before the monitor got to it (e.g. a short -exec child): one last look
                 self.open()
-            except (LTXError, OSError) as e:
+            except (LTXError, OSError, sqlite3.Error) as e:
                 log.error("cannot open %s for a last sync: %s", self.db.path, e)
-        if self.db.is_open:
+                complete = False
+        try:
+            self.db.close(final_sync=True)
+        except (LTXError, OSError, sqlite3.Error) as e:
+            log.error("final sync of %s failed: %s", self.db.path, e)
+            complete = False
             try:
-                self.db.close(final_sync=True)
-            except (LTXError, OSError) as e:
-                log.error("final sync of %s failed: %s", self.db.path, e)
                 self.db.close(final_sync=False)
+            except OSError as e2:
+                log.error("closing %s failed: %s", self.db.path, e2)
         if not self.db.local_l0_files():
-            return True
-        return self.uploader.sync_with_retry(self.options.shutdown_timeout, self.options.shutdown_interval)
+            return self.uploader.finish(complete)
+        try:
+            shipped = self.uploader.sync_with_retry(
+                self.options.shutdown_timeout, self.options.shutdown_interval
+            )
+        except (LTXError, OSError) as e:
+            log.error("final upload of %s failed: %s", self.db.path, e)
+            shipped = False
+        return self.uploader.finish(complete and shipped)

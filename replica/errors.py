@@ -94,3 +94,57 @@ class StorageUnavailableError(StorageError):
 
 class StorageIntegrityError(StorageError):
     """Bytes read back do not match what the store recorded (CRC32C or length mismatch)."""
+
+
+# --- Replica ownership: replica/ownership.py, replica/storage/client.py -----------------
+
+
+class OwnershipError(ReplicaError):
+    """A second writer: another database, replicator or host writes (or wants) this replica.
+
+    ``replica`` names the replica (its location without a query string); ``path`` the
+    object the error is about (the owner object, an LTX file, the database file).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        replica: str,
+        path: str | None = None,
+        level: int | None = None,
+        txid: int | None = None,
+    ) -> None:
+        super().__init__(message, path=path, level=level, txid=txid)
+        self.replica = replica
+
+
+class ReplicaOwnedError(OwnershipError):
+    """The replica's owner record names another database (or host): we refuse to write it.
+
+    ``owner`` is the record found (a :class:`replica.ownership.OwnerRecord`).
+    """
+
+    def __init__(self, message: str, *, replica: str, owner: object, path: str | None = None) -> None:
+        super().__init__(message, replica=replica, path=path)
+        self.owner = owner
+
+
+class ForeignFileError(OwnershipError):
+    """A file we were about to write is already in the replica with other content.
+
+    Someone else wrote that name; it is never overwritten, and the client that noticed
+    refuses every further write (see :meth:`replica.storage.ReplicaClient.fence`).
+    """
+
+
+class DatabaseLockedError(OwnershipError):
+    """Another replicator process on this host already replicates this database file."""
+
+
+class FileExistsInReplicaError(StorageError):
+    """A create-if-absent write found the name taken (S3 412 ``PreconditionFailed``, ``EEXIST``).
+
+    :meth:`replica.storage.ReplicaClient.write_file` turns it into success (the same
+    file) or :class:`ForeignFileError`; it reaches callers only from the backend hooks.
+    """

@@ -1,6 +1,8 @@
 """An in-memory index of a replica's LTX files, kept current by our own writes and deletes.
 
-The replicator is the only writer of its replica, so after one listing of every level
+The replicator is the only writer of its replica (:mod:`replica.ownership` makes sure
+of it, and a write that meets another writer's file stops replication rather than
+trusting this index), so after one listing of every level
 the index can follow the replica exactly: the uploader adds each L0 file it writes,
 compaction adds its outputs, retention removes what it deletes. Steady state then
 needs no LIST request at all; the store is listed again only at start-up and after a

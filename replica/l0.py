@@ -5,14 +5,20 @@ the life of the replication (closing any descriptor of a database file would dro
 the POSIX locks SQLite holds on it in this process). A scan keeps only a map from
 page number to the WAL offset of its newest committed frame, never page data, so
 memory does not grow with the size of a transaction.
+
+An L0 file is written under a temporary name beside its final one (the names
+:func:`is_l0_temp` recognises) and renamed into place only after ``before_publish``
+has agreed, so a caller can refuse to publish pages it read from a file that has
+been replaced in the meantime.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 
@@ -30,6 +36,14 @@ from replica.wal import (
     WALHeader,
     WALReader,
 )
+
+_L0_TEMP = re.compile(r"[0-9a-f]{16}-[0-9a-f]{16}\.ltx(\.[0-9a-f]{8})?\.tmp")
+"""Staging names of L0 files: ``atomic_write``'s ``<name>.<8 hex>.tmp`` and Litestream's ``<name>.tmp``."""
+
+
+def is_l0_temp(name: str) -> bool:
+    """Whether ``name`` (in the L0 directory) is a leftover of an L0 file being written."""
+    return _L0_TEMP.fullmatch(name) is not None
 
 
 class _FdReader:
@@ -167,8 +181,13 @@ def write_l0(
     snapshot: bool,
     prev_commit: int,
     now_ms: int | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> L0File | None:
     """Write ``<directory>/<txid>-<txid>.ltx`` from a scan; None for an incremental with no commits.
+
+    ``before_publish`` runs once every page has been read and written to the
+    temporary file, just before the rename; if it raises, the temporary file is
+    removed, nothing is published, and the exception propagates.
 
     Header fields as Litestream 0.5 writes them: NoChecksum, ``wal_offset`` = where
     the read started, ``wal_size`` = committed bytes read, the generation's salts,
@@ -230,5 +249,7 @@ def write_l0(
             enc.write_page(pgno, data)
         enc.close()
         size, count = enc.bytes_written, enc.page_count
-    last = LastSync(txid=txid, end_offset=scan.end, salts=salts, commit=commit)
+        if before_publish is not None:
+            before_publish()
+    last = LastSync(txid=txid, end_offset=scan.end, salts=salts, commit=commit, page_size=page_size)
     return L0File(path, txid, size, count, snapshot, last)

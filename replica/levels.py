@@ -23,18 +23,24 @@ per contiguous run of inputs. It does nothing when
 
 **A snapshot** (:func:`plan_snapshot`) is the compaction of the restore plan of the
 latest state into ``1-<max TXID>`` at level 9; it is skipped when the newest snapshot
-already holds the latest TXID, or was made in the current interval.
+already holds the latest TXID, or was made in the current interval. The plan starts at
+a full image (a snapshot, or a file the caller's planner found to hold every page,
+such as the one a page-size change starts with) and has one page size, so the merged
+output is a full image of the latest state.
+
+**Page-size changes** need no rule here: a run of level ``L`` may span one, and the
+LTX compactor merges it into a full image of the new size (:mod:`ltx.compactor`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
 from ltx.fileinfo import FileInfo
-from replica.restore.plan import LATEST, plan_restore
+from replica.restore.plan import LATEST, RestorePlan, plan_restore
 
 UTC = dt.UTC
 GO_ZERO_TIME = dt.datetime(1, 1, 1, tzinfo=UTC)
@@ -189,20 +195,28 @@ class SnapshotPlan:
         return not self.inputs
 
 
+def _latest_plan(listing: Listing) -> RestorePlan:
+    return plan_restore(listing, LATEST)
+
+
 def plan_snapshot(
     listing: Listing,
     now: dt.datetime,
     interval: dt.timedelta,
     *,
     force: bool = False,
+    planner: Callable[[Listing], RestorePlan] = _latest_plan,
 ) -> SnapshotPlan:
     """Plan a level-9 snapshot of the replica's latest state.
 
     Skips (with a reason) when the replica is empty, or, unless ``force``, when the
     newest snapshot was created after ``truncate(now, interval)`` (``too early``) or
     already holds the latest TXID (``up to date``). Otherwise the inputs are the
-    restore plan of the latest state (:func:`replica.restore.plan.plan_restore`),
-    which starts with a file whose min TXID is 1, so the merged output is a full
+    restore plan of the latest state that ``planner`` makes: by default
+    :func:`replica.restore.plan.plan_restore` on the listing alone (a plan starting at
+    a file whose min TXID is 1); a caller that reads page sizes and page indexes
+    passes :func:`replica.restore.probe.plan_with_probes`, whose plans have one page
+    size and may start at any full image. Either way the merged output is a full
     snapshot. Raises :class:`~replica.restore.errors.RestorePlanError` when the
     replica has no contiguous plan to its latest TXID (the snapshot would hide a
     broken replica, so it is not made).
@@ -216,9 +230,7 @@ def plan_snapshot(
             return SnapshotPlan(reason="too early")
         if last.max_txid >= top:
             return SnapshotPlan(reason="up to date")
-    plan = plan_restore(listing, LATEST)
-    if plan.files[0].min_txid != 1:  # only with full_images, which are not passed: defensive
-        return SnapshotPlan(reason="the latest restore plan does not start with a snapshot")
+    plan = planner(listing)
     return SnapshotPlan(plan.files, plan.txid, reason="snapshot")
 
 

@@ -17,6 +17,15 @@ The database and WAL files are read through descriptors held open until
 :meth:`Database.close`, after SQLite's connections are closed: closing a
 descriptor of the database file would drop the POSIX locks SQLite holds on it in
 this process.
+
+Database identity (:mod:`replica.identity`): before every sync, and again before an
+L0 file is published, the files at the paths are compared with the descriptors held.
+When they differ (the database was deleted, recreated, renamed over, restored over,
+or its WAL replaced) nothing read from the old file is published: the connections
+are closed without touching the new file's WAL, the new file is opened, and its
+first L0 file is a snapshot, continuing the TXID sequence. While the path is empty
+the database waits. The identity is also recorded in the meta directory, so a file
+changed while nobody replicated is noticed at start-up.
 """
 
 from __future__ import annotations
@@ -34,9 +43,12 @@ import attrs
 from ltx.decoder import Decoder, read_page, read_page_index
 from ltx.errors import LTXError
 from ltx.names import is_filename, parse_filename
+from replica import identity
 from replica.errors import ReplicaError
-from replica.l0 import L0File, read_wal_header, scan_wal, write_l0
+from replica.identity import Change, ChangeKind, FileId, Identity
+from replica.l0 import L0File, is_l0_temp, read_wal_header, scan_wal, write_l0
 from replica.metrics import REGISTRY
+from replica.replaced import no_exclusive_lock, remove_orphaned_wal
 from replica.syncplan import Action, LastSync, SyncPlan, WALView, plan_sync
 from replica.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WALFrameHeader, WALHeader
 
@@ -45,6 +57,18 @@ log = logging.getLogger("replica.monitor")
 
 class DatabaseNotReadyError(ReplicaError):
     """The database file does not exist yet, or cannot be opened in WAL mode."""
+
+
+class DatabaseReplacedError(DatabaseNotReadyError):
+    """The file at the database's path (or its WAL) is not the one being read; :attr:`change` says how."""
+
+    def __init__(self, change: Change, *, path: str) -> None:
+        super().__init__(str(change), path=path)
+        self.change = change
+
+
+class SQLiteError(ReplicaError):
+    """SQLite failed on the database (for example: it is malformed, or its file was replaced)."""
 
 
 @attrs.frozen
@@ -109,6 +133,17 @@ class Database:
         self._wal_fd = -1
         self._opened = False
         self._reading = False
+        self._held: Identity | None = None
+        """The files behind our descriptors, and the page size, while connected."""
+        self._recorded: Identity | None = None
+        """The identity recorded in the meta directory (as read or last written)."""
+        self.file_change = ""
+        """Why the database is not the file the local history describes (next L0: a snapshot)."""
+        self._stale_wal: tuple[int, FileId] | None = None
+        """A replaced file's WAL still at the WAL path: its descriptor (pinning the inode) and id."""
+        self._waiting_logged = False
+        self._opening = False
+        self._last_l0: L0File | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -119,22 +154,35 @@ class Database:
     def open(self, floor_txid: int = 0) -> None:
         """Connect, load local state, and make the first (barrier-protected) sync.
 
-        Raises :class:`DatabaseNotReadyError` when the file does not exist yet.
+        Raises :class:`DatabaseNotReadyError` when the file does not exist yet (or,
+        after a change of file, while the new one is empty or the old one's WAL is
+        still at the WAL path), :class:`SQLiteError` when SQLite fails.
         """
         with self.lock:
             if self._opened:
                 return
             if not os.path.exists(self.path):
                 raise DatabaseNotReadyError("database does not exist yet", path=self.path)
+            self._check_stale_wal()
+            if self.file_change and os.path.getsize(self.path) == 0:
+                # Someone is creating the new file: let them choose its page size first.
+                raise DatabaseNotReadyError("new database file is still empty", path=self.path)
+            self._opening = True
             try:
                 self._connect()
                 self._load_local_state(floor_txid)
+                self._check_record()
                 self._opened = True
                 self.sync(barrier=True)
-            except BaseException:
+            except BaseException as e:
                 self._disconnect()
                 self._opened = False
+                if isinstance(e, sqlite3.Error):
+                    raise SQLiteError(str(e), path=self.path) from e
                 raise
+            finally:
+                self._opening = False
+            self._waiting_logged = False
 
     def _connect(self) -> None:
         timeout = self.options.busy_timeout
@@ -144,6 +192,9 @@ class Database:
             c.execute("PRAGMA wal_autocheckpoint = 0")
             return c
 
+        # Our descriptor first: if the path still names the same file once SQLite has
+        # opened it too, both read the same file.
+        self._db_fd = os.open(self.path, os.O_RDONLY)
         self._reader = conn()
         mode = self._reader.execute("PRAGMA journal_mode = wal").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -154,35 +205,85 @@ class Database:
         self._barrier = conn()
         self._checkpointer = conn()
         self._begin_read()  # creates the -wal file if it did not exist
-        self._db_fd = os.open(self.path, os.O_RDONLY)
         self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
+        self._held = identity.of_descriptors(self._db_fd, self._wal_fd, self.page_size)
+        change = self._identity_change()
+        if change is not None:  # replaced while we connected: try again, and start afresh then
+            self.file_change = self.file_change or str(change)
+            raise DatabaseReplacedError(change, path=self.path)
 
     def _disconnect(self) -> None:
-        for c in (self._reader, self._barrier, self._checkpointer):
-            if c is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    c.rollback()
-                with contextlib.suppress(sqlite3.Error):
-                    c.close()
+        """Close SQLite's connections, then our descriptors.
+
+        When the WAL at the WAL path is not the one we read, the closing connections
+        must not checkpoint and delete the files at those names (they may be another
+        file's): :func:`~replica.replaced.no_exclusive_lock`. When our database file
+        is no longer at the path but its WAL still is (SQLite leaves the WAL of a
+        moved file in place), the WAL's descriptor is kept, which pins its inode
+        number, and :meth:`open` does not read the new file before that WAL is gone.
+        """
+        held, self._held = self._held, None
+        seen = identity.at_paths(self.path) if held is not None else None
+        foreign_wal = held is not None and seen is not None and seen.wal != held.wal
+        with no_exclusive_lock(self._db_fd) if foreign_wal else contextlib.nullcontext():
+            for c in (self._reader, self._barrier, self._checkpointer):
+                if c is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        c.rollback()
+                    with contextlib.suppress(sqlite3.Error):
+                        c.close()
         self._reader = self._barrier = self._checkpointer = None
         # Only now, with SQLite's connections gone, may our own descriptors close.
+        if (
+            held is not None
+            and held.wal is not None
+            and seen is not None
+            and seen.db != held.db
+            and self._stale_wal is None
+            and identity.at_paths(self.path).wal == held.wal
+        ):
+            self._stale_wal = (self._wal_fd, held.wal)
+            self._wal_fd = -1
         for fd in (self._db_fd, self._wal_fd):
             if fd >= 0:
                 os.close(fd)
         self._db_fd = self._wal_fd = -1
 
+    def _check_stale_wal(self) -> None:
+        """Refuse to connect while a replaced file's WAL is still at the WAL path.
+
+        SQLite would read that WAL's frames as the new file's. It is removed once no
+        connection uses it (:func:`~replica.replaced.remove_orphaned_wal`); until then
+        :class:`DatabaseNotReadyError`.
+        """
+        if self._stale_wal is None:
+            return
+        fd, wal_id = self._stale_wal
+        if not remove_orphaned_wal(self.path, wal_id):
+            if not self._waiting_logged:
+                log.warning(
+                    "%s: the wal file at its path still belongs to the replaced database file, which "
+                    "another process has open; waiting before reading the new file",
+                    self.path,
+                )
+                self._waiting_logged = True
+            raise DatabaseNotReadyError("wal file of the replaced database is still in use", path=self.path)
+        os.close(fd)
+        self._stale_wal = None
+
     def close(self, final_sync: bool = True) -> None:
         """A last barrier-protected sync (unless told otherwise), then disconnect."""
         with self.lock:
-            if not self._opened:
-                return
             try:
-                if final_sync:
+                if final_sync and self._opened:
                     self.sync(barrier=True)
             finally:
                 self._disconnect()
                 self._opened = False
                 self.trusted = False
+                if self._stale_wal is not None:
+                    os.close(self._stale_wal[0])
+                    self._stale_wal = None
 
     # -- local state ----------------------------------------------------------------------
 
@@ -199,13 +300,23 @@ class Database:
                 out.append((hi, os.path.join(self.l0_dir, n)))
         return sorted(out)
 
+    def _remove_own_temps(self) -> None:
+        """Delete leftovers of this class's own writes, and nothing else.
+
+        Only staging names of L0 files in the L0 directory and of the identity
+        record in the meta directory: other tasks (compaction, uploads) stage their
+        files in the meta directory too, and may be writing them right now.
+        """
+        for folder, mine in ((self.l0_dir, is_l0_temp), (self.meta_path, identity.is_record_temp)):
+            with contextlib.suppress(OSError):
+                for n in os.listdir(folder):
+                    if mine(n):
+                        with contextlib.suppress(OSError):
+                            os.unlink(os.path.join(folder, n))
+
     def _load_local_state(self, floor_txid: int) -> None:
         os.makedirs(self.l0_dir, exist_ok=True)
-        for root, _dirs, names in os.walk(self.meta_path):
-            for n in names:
-                if n.endswith(".tmp"):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(root, n))
+        self._remove_own_temps()
         files = self.local_l0_files()
         local_max = files[-1][0] if files else 0
         self.last, self.last_path = None, None
@@ -217,7 +328,7 @@ class Database:
                     dec.verify()
                 h = dec.header
                 self.last = LastSync(
-                    local_max, h.wal_offset + h.wal_size, (h.wal_salt1, h.wal_salt2), h.commit
+                    local_max, h.wal_offset + h.wal_size, (h.wal_salt1, h.wal_salt2), h.commit, h.page_size
                 )
                 self.last_path = path
             except (LTXError, OSError) as e:
@@ -228,6 +339,79 @@ class Database:
                      local_max, floor_txid)  # fmt: skip
         self.txid = max(local_max, floor_txid)
         self.trusted = False
+
+    def _check_record(self) -> None:
+        """Compare the identity recorded in the meta directory with the file now connected."""
+        try:
+            self._recorded = identity.load_record(self.meta_path)
+        except LTXError as e:
+            self._recorded = None
+            self.file_change = self.file_change or f"identity record unusable ({e.message})"
+            log.warning("%s: %s: the next L0 file is a snapshot", self.path, e)
+            return
+        if self._recorded is None or self._held is None:
+            return  # nothing recorded yet: the WAL rules decide (replica.syncplan)
+        now = Identity(self._held.db, None, self._held.page_size)
+        change = identity.compare(self._recorded, now)
+        if change is not None and not self.file_change:
+            self.file_change = f"{change} while not replicating"
+            log.warning("%s: %s: the next L0 file is a snapshot", self.path, self.file_change)
+
+    def _record_identity(self) -> None:
+        """Record the connected file as the one the local history describes (when it changed).
+
+        A failure is only logged (and retried at the next sync): the record matters
+        only for noticing a file changed while nobody replicated it.
+        """
+        if self._held is None or self.file_change or self.last is None:
+            return
+        now = Identity(self._held.db, None, self._held.page_size)
+        if now != self._recorded:
+            try:
+                identity.write_record(self.meta_path, now)
+            except OSError as e:
+                log.warning("%s: cannot record the database's identity: %s", self.path, e)
+                return
+            self._recorded = now
+
+    # -- identity -------------------------------------------------------------------------
+
+    def _identity_change(self) -> Change | None:
+        """How the files at the paths differ from the ones we read; None when they do not."""
+        if self._held is None:
+            return None
+        return identity.compare(self._held, identity.at_paths(self.path))
+
+    def _refuse_if_replaced(self) -> None:
+        """The last check before an L0 file is published: every page came from the file at the path."""
+        change = self._identity_change()
+        if change is not None:
+            raise DatabaseReplacedError(change, path=self.path)
+
+    def _switch_files(self, change: Change) -> L0File | None:
+        """Leave a file that is no longer the database; open the new one if there is one.
+
+        Returns the new file's first L0 file (a snapshot), or None while there is no
+        usable file at the path (the daemon keeps trying :meth:`open`).
+        """
+        self.file_change = str(change)
+        self._disconnect()
+        self._opened = False
+        self.trusted = False
+        with contextlib.suppress(DatabaseNotReadyError):
+            self._check_stale_wal()  # at once: the application may be opening the new file already
+        if self._opening:
+            raise DatabaseReplacedError(change, path=self.path)
+        if change.kind is ChangeKind.DELETED:
+            log.warning("%s: %s; waiting for a database file to appear", self.path, change)
+            return None
+        log.warning("%s: %s; replicating the new file from a snapshot", self.path, change)
+        before = self.txid
+        try:
+            self.open(self.txid)
+        except DatabaseNotReadyError:
+            return None
+        return self._last_l0 if self.txid != before else None
 
     # -- syncing --------------------------------------------------------------------------
 
@@ -291,12 +475,20 @@ class Database:
         matches = None
         if (
             not self.trusted
+            and not self.file_change
             and header is not None
             and self.last is not None
             and view.salts == self.last.salts
         ):
             matches = self._last_frame_matches(header)
-        p = plan_sync(self.last, view, trusted=self.trusted, last_frame_matches=matches)
+        p = plan_sync(
+            self.last,
+            view,
+            trusted=self.trusted,
+            last_frame_matches=matches,
+            page_size=self.page_size,
+            file_change=self.file_change,
+        )
         if self.snapshot_requested and p.action is not Action.SNAPSHOT:
             p = SyncPlan(Action.SNAPSHOT, reason="snapshot requested")
         return header, p
@@ -314,20 +506,31 @@ class Database:
             started = time.monotonic()
             REGISTRY.inc("litestream_sync_count", db=self.path)
             try:
-                if not barrier:
-                    return self._sync_locked()
-                with self._write_lock() as held:
-                    if held or not self._reading:
-                        self._begin_read()  # a fresh read transaction with nothing unsynced behind it
-                    out = self._sync_locked()
-                    if held:
-                        self.trusted = True
-                    return out
-            except BaseException:
+                change = self._identity_change()
+                if change is None:
+                    try:
+                        return self._sync_same_file(barrier)
+                    except DatabaseReplacedError as e:
+                        change = e.change
+                return self._switch_files(change)
+            except BaseException as e:
                 REGISTRY.inc("litestream_sync_error_count", db=self.path)
+                if isinstance(e, sqlite3.Error):
+                    raise SQLiteError(str(e), path=self.path) from e
                 raise
             finally:
                 REGISTRY.inc("litestream_sync_seconds", time.monotonic() - started, db=self.path)
+
+    def _sync_same_file(self, barrier: bool) -> L0File | None:
+        if not barrier:
+            return self._sync_locked()
+        with self._write_lock() as held:
+            if held or not self._reading:
+                self._begin_read()  # a fresh read transaction with nothing unsynced behind it
+            out = self._sync_locked()
+            if held:
+                self.trusted = True
+            return out
 
     def _sync_locked(self) -> L0File | None:
         header, p = self.plan()
@@ -347,6 +550,7 @@ class Database:
             snapshot=snapshot,
             prev_commit=prev_commit,
             now_ms=int(self.clock() * 1000),
+            before_publish=self._refuse_if_replaced,
         )
         if out is None:
             if (
@@ -356,7 +560,8 @@ class Database:
                 and (p.action is Action.CONTINUE)
             ):
                 # a new generation with nothing committed in it yet: remember where it starts
-                self.last = LastSync(self.last.txid, WAL_HEADER_SIZE, header.salts, self.last.commit)
+                self.last = attrs.evolve(self.last, end_offset=WAL_HEADER_SIZE, salts=header.salts)
+            self._record_identity()
             return None
         self.txid = out.txid
         REGISTRY.set("litestream_txid", out.txid, db=self.path)
@@ -364,10 +569,14 @@ class Database:
         REGISTRY.set("litestream_wal_size", out.last.end_offset, db=self.path)
         REGISTRY.inc("litestream_total_wal_bytes", out.last.end_offset - scan.start, db=self.path)
         self.last, self.last_path = out.last, out.path
+        self._last_l0 = out
         self.snapshot_requested = False
+        if out.snapshot:
+            self.file_change = ""
         self.synced_since_checkpoint = True
         if self.on_l0 is not None:
             self.on_l0(out)
+        self._record_identity()
         return out
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -387,8 +596,10 @@ class Database:
         started = time.monotonic()
         try:
             res = self._checkpoint(mode)
-        except BaseException:
+        except BaseException as e:
             REGISTRY.inc("litestream_checkpoint_error_count", db=self.path, mode=mode)
+            if isinstance(e, sqlite3.Error):
+                raise SQLiteError(str(e), path=self.path) from e
             raise
         if res is not None:
             REGISTRY.inc("litestream_checkpoint_count", db=self.path, mode=mode)
@@ -396,6 +607,19 @@ class Database:
         return res
 
     def _checkpoint(self, mode: str) -> tuple[int, int, int] | None:
+        with self.lock:
+            if not self._opened:
+                return None
+            change = self._identity_change()
+            if change is None:
+                try:
+                    return self._checkpoint_same_file(mode)
+                except DatabaseReplacedError as e:
+                    change = e.change
+            self._switch_files(change)  # never checkpoint a file that is no longer the database
+            return None
+
+    def _checkpoint_same_file(self, mode: str) -> tuple[int, int, int] | None:
         with self.lock:
             assert self._checkpointer is not None
             with self._write_lock() as held:

@@ -71,8 +71,7 @@ class Supervisor:
         with self._lock:
             for path in sorted(set(self.running) - set(wanted)):
                 log.info("database removed, stopping replication path=%s", path)
-                if not self.running.pop(path).stop():
-                    self.incomplete.append(path)
+                self._stop_one(path, self.running.pop(path))
             for path in sorted(set(wanted) - set(self.running)):
                 rep = wanted[path]()
                 rep.start()
@@ -103,7 +102,17 @@ class Supervisor:
             self._thread.join()
         with self._lock:
             for path, rep in sorted(self.running.items()):
-                if not rep.stop():
-                    self.incomplete.append(path)
+                self._stop_one(path, rep)
             self.running.clear()
         return not self.incomplete
+
+    def _stop_one(self, path: str, rep: Replication) -> None:
+        """Stop one replication; any failure is logged and counted as incomplete, never raised,
+        so the other databases are still stopped and shipped."""
+        try:
+            complete = rep.stop()
+        except Exception as e:  # one database's failure must not keep the others from stopping
+            log.error("stopping replication of %s failed: %s", path, e)
+            complete = False
+        if not complete:
+            self.incomplete.append(path)

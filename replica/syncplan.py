@@ -25,6 +25,11 @@ the last frame we synced is still in place with the same page (no restart has
 happened since); any other change, a WAL restart we did not watch included, means
 a full snapshot. Litestream continues after a restart whenever its last page still
 matches, which loses the commits that the restart overwrote; we don't.
+
+None of that can hold across two different database files: a file that is not the
+one the last L0 file was read from (``file_change``, decided by
+:mod:`replica.identity`) or whose page size differs from that file's always means a
+snapshot, whatever its WAL looks like.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import enum
 
 import attrs
 
-from replica.wal import WAL_HEADER_SIZE
+from replica.wal_format import WAL_HEADER_SIZE
 
 NO_SALTS = (0, 0)
 """Salts recorded in an L0 file made while the database had no WAL header."""
@@ -48,6 +53,8 @@ class LastSync:
     """Logical end of the WAL data covered: the header's ``wal_offset + wal_size``."""
     salts: tuple[int, int]
     commit: int
+    page_size: int = 0
+    """Page size of the last L0 file; 0 when unknown."""
 
 
 @attrs.frozen
@@ -77,15 +84,23 @@ def plan_sync(
     *,
     trusted: bool,
     last_frame_matches: bool | None = None,
+    page_size: int = 0,
+    file_change: str = "",
 ) -> SyncPlan:
     """Decide how the next sync reads the WAL.
 
     ``last_frame_matches`` (needed only when untrusted, in the same generation, with
     ``last.end_offset`` past the WAL header) says whether the frame just before
     ``last.end_offset`` is still valid and holds the same page as the last L0 file.
+    ``page_size`` is the database's page size now (0: not compared); ``file_change``,
+    when not empty, says why the database is not the file the last L0 file came from.
     """
     if last is None:
         return SyncPlan(Action.SNAPSHOT, reason="first sync")
+    if file_change:
+        return SyncPlan(Action.SNAPSHOT, reason=file_change)
+    if page_size and last.page_size and page_size != last.page_size:
+        return SyncPlan(Action.SNAPSHOT, reason=f"page size changed from {last.page_size} to {page_size}")
     if wal.salts is None:
         if trusted and last.salts == NO_SALTS:
             return SyncPlan(Action.CONTINUE, WAL_HEADER_SIZE, "no wal data yet")

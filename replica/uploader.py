@@ -15,6 +15,13 @@ replica was emptied, or a local file was lost) would make the replica unrestorab
 It is closed with a snapshot: a local L0 file holding every page is also written to
 the snapshot level as ``1-<txid>``, which any restore can start from; if the next
 file is not such a file, the database is asked for one and older files are skipped.
+
+Ownership (:mod:`replica.ownership`): :meth:`Uploader.claim` locks the database for
+this process and claims the replica (or is refused) before anything is written;
+every upload round with something to send first reads the owner record again. A
+second writer, found that way or by a write finding its name taken with other content,
+fences the client: no write or delete reaches the replica any more, every round
+raises the error, and :meth:`Uploader.finish` reports the run as failed.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ from ltx.decoder import Decoder, read_page_index
 from ltx.encoder import Encoder
 from ltx.errors import LTXError
 from ltx.names import lock_pgno
+from replica.errors import OwnershipError, StorageError
 from replica.index import ReplicaIndex
 from replica.monitor import Database
+from replica.ownership import OwnershipGuard
 from replica.storage import SNAPSHOT_LEVEL, ReplicaClient
 
 log = logging.getLogger("replica.uploader")
@@ -90,6 +99,45 @@ class Uploader:
         self.lock = threading.Lock()
         self.uploaded = 0
         self._snapshot_written = False
+        self.guard = OwnershipGuard(client, db.path)
+
+    @property
+    def fenced(self) -> OwnershipError | None:
+        """Why nothing may be written to the replica any more (a second writer), if so."""
+        return self.client.fenced
+
+    def claim(self, *, at_start: bool = False) -> None:
+        """Lock the database and claim the replica (idempotent); raises if refused.
+
+        ``at_start``: a store that cannot be reached now is not fatal (logged; the claim
+        is made again before the first upload). Refusals always raise.
+        """
+        try:
+            self.guard.claim()
+        except OwnershipError:
+            raise
+        except StorageError as e:
+            if not at_start:
+                raise
+            log.warning("%s: cannot check who owns replica %s yet: %s", self.db.path, self.client.name, e)
+
+    def finish(self, complete: bool) -> bool:
+        """End of the run: a last look at the owner record, release the database lock.
+
+        True if ``complete`` and no second writer was found (now or earlier).
+        """
+        if self.fenced is None and self.guard.record is not None:
+            try:
+                self.guard.check()
+            except OwnershipError:
+                pass  # fenced: reported below
+            except StorageError as e:
+                log.warning("%s: cannot read the owner record a last time: %s", self.db.path, e)
+        self.guard.release()
+        if self.fenced is not None:
+            log.error("%s: replication stopped: %s", self.db.path, self.fenced)
+            return False
+        return complete
 
     def remote_position(self) -> int:
         """The replica's highest TXID over every level (0 when empty); listed, then cached."""
@@ -124,7 +172,10 @@ class Uploader:
 
     def _sync(self) -> int:
         done = 0
-        for txid, path in self.pending()[: self.max_batch or None]:
+        pending = self.pending()[: self.max_batch or None]
+        if pending:
+            self.guard.check()
+        for txid, path in pending:
             pos = self.remote_position()
             if txid != pos + 1 and not self._close_gap(txid, path, pos):
                 continue  # dropped (a snapshot was requested); a later full image may close the gap now
@@ -179,10 +230,15 @@ class Uploader:
         """Keep syncing until nothing is pending or ``timeout`` passes; True if all was uploaded."""
         deadline = time.monotonic() + timeout
         while True:
+            if self.fenced is not None:
+                return False
             try:
                 self.sync()
                 if not self.pending():
                     return True
+            except OwnershipError as e:
+                log.error("%s: final upload refused: %s", self.db.path, e)
+                return False
             except LTXError as e:
                 log.warning("%s: final upload failed, retrying: %s", self.db.path, e)
             if time.monotonic() >= deadline:

@@ -31,7 +31,14 @@ The checks, in order (each problem becomes one :class:`Finding`; ``code`` names 
    redundant warning; a partial overlap (two histories, TXID reuse) is an error.
 4. **Files that end at the same TXID agree** (``consistency``): same page size and
    database size, or they come from different histories. Header timestamps that go
-   backwards within a level are a warning (``timestamp``).
+   backwards within a level are a warning (``timestamp``). **Level 0 follows one WAL**
+   (``chain``): every L0 file written from a WAL records where its read started and
+   how much it read (header ``wal_offset``/``wal_size``/salts); an incremental file
+   must start where the file of the TXID before it ended, in the same WAL generation,
+   or at the start of a new generation (offset 32). Anything else means the two
+   files were read from different WALs: two writers (two databases, or two
+   replicators of one database) wrote this replica. Full images, and files that
+   record no WAL position, restart the chain.
 5. **Levels cover each other** (``coverage``): from the oldest retained restore
    point (the earliest full image: a snapshot, a chain start at TXID 1 or a full
    "snapshot L0") every TXID up to the replica's maximum must be in some file of
@@ -45,6 +52,9 @@ The checks, in order (each problem becomes one :class:`Finding`; ``code`` names 
    at every file boundary (every distinct max TXID from the oldest restore point
    on) too; a boundary the planner cannot reach (retention removed what it needs)
    is a warning, a restore that fails or does not pass the check an error.
+
+The owner record our replicator writes (:mod:`replica.ownership`), when present, is
+shown in the report; one that cannot be read is a warning (``owner``).
 
 Exit codes: 0 healthy (warnings allowed), 1 damaged (at least one error), 2
 unreachable or not a replica. A store that fails midway makes the report
@@ -65,7 +75,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 import attrs
@@ -77,10 +87,12 @@ from ltx.header import Header
 from ltx.names import format_filename
 from replica.errors import (
     FileNotFoundInReplicaError,
+    OwnershipError,
     StorageAccessDeniedError,
     StorageError,
     StorageUnavailableError,
 )
+from replica.ownership import OWNER_OBJECT, decode_record, record_to_json
 from replica.restore import (
     IntegrityCheckError,
     NoBackupError,
@@ -165,8 +177,8 @@ class Finding:
     ``level`` and ``file`` (a base name ``<min>-<max>.ltx``) locate it in the replica
     when it concerns one file; ``txid`` is the TXID it is about (a file's min TXID, the
     first missing TXID of a gap, the target of a failed restore). ``code`` is the
-    check: ``storage``, ``empty``, ``read``, ``vanished``, ``decode``, ``name``,
-    ``level``, ``size``, ``timestamp``, ``gap``, ``overlap``, ``consistency``,
+    check: ``storage``, ``empty``, ``owner``, ``read``, ``vanished``, ``decode``, ``name``,
+    ``level``, ``size``, ``timestamp``, ``gap``, ``overlap``, ``consistency``, ``chain``,
     ``coverage``, ``plan``, ``compat``, ``restore``, ``integrity``.
     """
 
@@ -227,6 +239,8 @@ class VerifyReport:
     restore can produce (the earliest full image), ``None`` if there is none;
     ``restored_txid`` the TXID the latest-state restore reached (``None`` if it did not
     run or failed). ``restores`` counts the restores that passed the integrity check.
+    ``owner`` is the replica's owner record (:func:`replica.ownership.record_to_json`),
+    ``None`` when there is none (or it cannot be read: then an ``owner`` finding says why).
     """
 
     url: str
@@ -241,6 +255,7 @@ class VerifyReport:
     restores: int = 0
     deep: bool = False
     duration: float = 0.0
+    owner: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -262,6 +277,12 @@ class VerifyReport:
         """The last line of the text output."""
         levels = ", ".join(f"L{lv}: {n}" for lv, n in enumerate(self.files_per_level) if n)
         parts = [f"{self.status.value}: {self.url}"]
+        if self.owner is not None:
+            o = self.owner
+            parts.append(
+                f"owner: database {o.get('database')} on host {o.get('host')} (claimed {o.get('claimed_at')} "
+                f"by {o.get('tool')} {o.get('tool_version')}, writer {o.get('writer_id')})"
+            )
         if self.file_count:
             parts.append(
                 f"{self.file_count} files ({levels}), {self.files_checked} verified, {self.bytes} bytes"
@@ -297,6 +318,7 @@ class VerifyReport:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "duration_ms": int(self.duration * 1000),
+            "owner": self.owner,
             "findings": [f.to_json() for f in self.findings],
         }
 
@@ -553,6 +575,47 @@ def _consistency_findings(checked: Sequence[_Checked]) -> list[Finding]:
     return out
 
 
+WAL_START = 32
+"""The offset of a WAL's first frame: where a read of a new WAL generation starts."""
+
+
+def _wal_chain_findings(checked: Sequence[_Checked]) -> list[Finding]:
+    """Level-0 files of consecutive TXIDs must be consecutive reads of one WAL (see check 4).
+
+    Only decoded, incremental files compare; a file recording no WAL position
+    (``wal_offset`` 0, as files made by tools rather than by a sync are) is skipped.
+    """
+    out: list[Finding] = []
+    by_txid = {
+        c.info.min_txid: c
+        for c in checked
+        if c.info.level == 0 and c.ok and c.header is not None and c.info.min_txid == c.info.max_txid
+    }
+    for txid, cur in sorted(by_txid.items()):
+        prev = by_txid.get(txid - 1)
+        if prev is None or cur.full_image:
+            continue
+        h, p = cur.header, prev.header
+        assert h is not None and p is not None
+        if h.wal_offset == 0 or p.wal_offset == 0 or h.wal_offset == WAL_START:
+            continue
+        end = p.wal_offset + p.wal_size
+        salts, prev_salts = (h.wal_salt1, h.wal_salt2), (p.wal_salt1, p.wal_salt2)
+        if salts == prev_salts and h.wal_offset == end:
+            continue
+        out.append(
+            _err(
+                cur.info,
+                "chain",
+                f"does not continue the history of {prev.info.name}: its WAL read starts at offset "
+                f"{h.wal_offset} (salts {salts[0]:08x}/{salts[1]:08x}) but that file's ended at offset "
+                f"{end} (salts {prev_salts[0]:08x}/{prev_salts[1]:08x}): two writers (another database, "
+                "or another replicator of this one) wrote this replica",
+            )
+        )
+    return out
+
+
 def _coverage_findings(files: Sequence[_Checked], start: _Checked, latest: int) -> list[Finding]:
     """Walk every level together from the oldest restore point; report TXIDs in no file."""
     out: list[Finding] = []
@@ -742,6 +805,7 @@ def _restore_target(
     damaged: frozenset[FileInfo],
     listing: dict[int, list[FileInfo]],
     full_set: frozenset[FileInfo],
+    page_sizes: Mapping[FileInfo, int],
     latest_plan: RestorePlan,
     txid: int | None,
 ) -> _RestoreOutcome:
@@ -749,7 +813,7 @@ def _restore_target(
     if txid is None:
         return _restore_once(client, workdir, checked, damaged, latest_plan, None)
     try:
-        plan = plan_restore(listing, RestoreTarget.at_txid(txid), full_images=full_set)
+        plan = plan_restore(listing, RestoreTarget.at_txid(txid), full_images=full_set, page_sizes=page_sizes)
     except RestorePlanError as e:
         return _RestoreOutcome(
             Finding(
@@ -766,6 +830,18 @@ def _restore_target(
 
 
 # --- the entry points -------------------------------------------------------------------
+
+
+def _owner(client: ReplicaClient) -> tuple[dict[str, Any] | None, list[Finding]]:
+    """The replica's owner record as JSON, or a warning saying why it cannot be shown."""
+    where = client.location(client.object_key(OWNER_OBJECT))
+    try:
+        found = client.read_object(OWNER_OBJECT)
+        if found is None:
+            return None, []
+        return record_to_json(decode_record(found[0], replica=client.name, path=where)), []
+    except (OwnershipError, StorageError) as e:
+        return None, [Finding(Severity.WARNING, None, OWNER_OBJECT, None, f"owner record: {e}", "owner")]
 
 
 def _url_of(client: ReplicaClient) -> str:
@@ -822,7 +898,13 @@ def verify_replica(
             duration=time.monotonic() - started,
         )
     latest = max(i.max_txid for i in infos)
-    common: dict[str, Any] = {"files_per_level": per_level, "latest_txid": latest, "deep": deep}
+    owner, owner_findings = _owner(client)
+    common: dict[str, Any] = {
+        "files_per_level": per_level,
+        "latest_txid": latest,
+        "deep": deep,
+        "owner": owner,
+    }
 
     # 2. every file
     checked: list[_Checked] = []
@@ -849,7 +931,7 @@ def verify_replica(
             bytes=sum(c.bytes_read for c in checked),
             **common,
         )
-    findings: list[Finding] = _collapse_timestamps([f for c in checked for f in c.findings])
+    findings: list[Finding] = owner_findings + _collapse_timestamps([f for c in checked for f in c.findings])
     present = [c for c in checked if not c.vanished]
     damaged = frozenset(c.info for c in present if not c.ok)
 
@@ -857,6 +939,7 @@ def verify_replica(
     for level in CHAIN_LEVELS:
         findings += _chain_findings(level, [c for c in present if c.info.level == level])
     findings += _consistency_findings(present)
+    findings += _wal_chain_findings(present)
 
     # 5. coverage and the latest plan
     fulls = [c for c in present if c.ok and c.full_image]
@@ -869,9 +952,10 @@ def verify_replica(
         hole = False
     plan_listing = {lv: [c.info for c in present if c.info.level == lv] for lv in LEVELS}
     full_set = frozenset(c.info for c in fulls)
+    page_sizes = {c.info: c.header.page_size for c in present if c.header is not None}
     plan: RestorePlan | None = None
     try:
-        plan = plan_restore(plan_listing, RestoreTarget.latest(), full_images=full_set)
+        plan = plan_restore(plan_listing, RestoreTarget.latest(), full_images=full_set, page_sizes=page_sizes)
     except RestorePlanError as e:
         if not hole:  # a hole in the coverage already says why, and where
             findings.append(_plan_failure(e, present))
@@ -907,7 +991,7 @@ def verify_replica(
             with tempfile.TemporaryDirectory(prefix="verify-", dir=workdir) as tmp:
                 for n, txid in enumerate(targets, 1):
                     outcome = _restore_target(
-                        client, tmp, present, damaged, plan_listing, full_set, plan, txid
+                        client, tmp, present, damaged, plan_listing, full_set, page_sizes, plan, txid
                     )
                     if outcome.finding is not None:
                         findings.append(outcome.finding)

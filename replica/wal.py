@@ -46,6 +46,13 @@ from ltx.header import MAX_PAGE_SIZE as _MAX_PAGE_SIZE
 from ltx.header import MIN_PAGE_SIZE as _MIN_PAGE_SIZE
 from ltx.header import is_valid_page_size
 from replica.errors import WALError, WALMagicError, WALPageSizeError, WALVersionError
+from replica.wal_format import (
+    WAL_FRAME_HEADER_SIZE,
+    WAL_HEADER_SIZE,
+    WAL_MAGIC_BE,
+    WAL_MAGIC_LE,
+    WAL_VERSION,
+)
 
 __all__ = [
     "WAL_FRAME_HEADER_SIZE",
@@ -70,14 +77,6 @@ __all__ = [
     "wal_checksum_py",
 ]
 
-WAL_MAGIC_LE: Final = 0x377F0682
-"""Header magic: checksum words are read little-endian."""
-WAL_MAGIC_BE: Final = 0x377F0683
-"""Header magic: checksum words are read big-endian."""
-WAL_VERSION: Final = 3007000
-"""The only WAL format version SQLite has ever written."""
-WAL_HEADER_SIZE: Final = 32
-WAL_FRAME_HEADER_SIZE: Final = 24
 MIN_PAGE_SIZE: Final = _MIN_PAGE_SIZE
 MAX_PAGE_SIZE: Final = _MAX_PAGE_SIZE
 

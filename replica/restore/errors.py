@@ -59,9 +59,39 @@ class NonContiguousError(RestorePlanError):
         self.next_min = next_min
 
 
+class PageSizeChangeError(RestorePlanError):
+    """Only a chain across a page-size change reaches the goal: no full image of the new
+    page size, at or after the change, starts a plan to it. The database changed its page
+    size and the file that should hold all of its pages at the new size is missing or is
+    not complete. ``level`` and ``txid`` locate the first file of the new size in that
+    chain; ``old_size`` and ``new_size`` are the two page sizes.
+    """
+
+    def __init__(self, message: str, *, old_size: int = 0, new_size: int = 0, **where: object) -> None:
+        super().__init__(message, **where)  # type: ignore[arg-type]
+        self.old_size = old_size
+        self.new_size = new_size
+
+
 class OutputExistsError(RestoreError):
     """The output path (or one of its SQLite sidecars) exists and ``force`` was not given,
-    or it is a directory, or another restore is writing it."""
+    or it is a directory, or one of them appeared while the restore ran (then the restored
+    file is discarded and what appeared is left untouched)."""
+
+
+class RestoreOutputError(RestoreError):
+    """The output cannot be written: its folder cannot be created, the temporary file
+    cannot be created or written (a full disk, a read-only file system, a parent that
+    is a file), or the finished file cannot be put in place.
+
+    ``path`` is the output path the user asked for; the message says which operation
+    failed on which file and the system's reason; ``errno`` is the OS error number
+    when an OS call failed. Nothing is left at the output path.
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None, **where: object) -> None:
+        super().__init__(message, **where)  # type: ignore[arg-type]
+        self.errno = errno
 
 
 class CorruptBackupError(RestoreError):

@@ -1,4 +1,4 @@
-"""Carrying out a restore: list the replica, plan, fetch, write ``<output>.tmp``, rename.
+"""Carrying out a restore: list the replica, plan, fetch, write a temporary file, publish it.
 
 :func:`restore` is the entry point (Litestream's ``Replica.Restore`` and the
 ``litestream restore`` preparation of the output path, reference §5.1/§5.5);
@@ -22,8 +22,9 @@ Design choices:
   ``1..Commit`` except the lock page must have been written by some file of the
   plan, or the restore fails (:class:`CorruptBackupError`). This is what makes a
   plan that starts at a full image other than a snapshot safe: if the page index
-  promise was wrong, the restore fails instead of leaving zeros. One byte per page
-  of bookkeeping.
+  promise was wrong, the restore fails instead of leaving zeros. The pages written
+  are kept as runs of consecutive numbers, so nothing is allocated from the Commit
+  field of a header whose checksum has not been checked yet.
 * **Streaming with bounded read-ahead, no temporary copies.** The plan's files are
   cut into ranged reads of :data:`CHUNK_SIZE` bytes, fetched by a thread pool of
   ``parallelism`` workers (so one large snapshot is downloaded in parallel too)
@@ -31,25 +32,29 @@ Design choices:
   or waiting, so memory stays under ``2 * parallelism * CHUNK_SIZE`` (32 MiB at the
   default 8) plus one page index, whatever the database size, and no disk space
   beyond the output is needed. Each ranged read is retried by the replica client.
-* **Nothing at the output path on failure.** Pages go to ``<output>.tmp`` (held
-  with an exclusive ``flock`` so two restores cannot interleave); on success it is
-  fsynced, truncated to size, renamed over the output and the directory fsynced;
-  on any failure it is removed. The plan (including its contiguity) is checked
-  before the temporary file is created.
-* **Full images found by probing.** When Litestream's plan cannot reach the target,
-  :func:`calc_restore_plan` reads the page index of the files
+* **Nothing at the output path on failure, and nothing replaced that the restore
+  did not create.** Pages go to ``<output>.<random>.tmp``, created with ``O_EXCL``
+  for this restore alone (:mod:`replica.restore.output`); on success it is truncated
+  to size, fsynced and moved to the output without replacing anything that appeared
+  there meanwhile (unless ``force``), and the directory is fsynced; on any failure,
+  Ctrl-C included, it is removed. The plan (including its contiguity) is checked
+  before the temporary file is created. OS errors on the output side are raised as
+  :class:`~replica.restore.errors.RestoreOutputError` naming the output.
+* **Page sizes and full images found by probing** (:mod:`replica.restore.probe`): the
+  headers of the plan's files are read (100 bytes each, ``parallelism`` at a time) so
+  that a plan never spans a page-size change; when no plan of one page size reaches
+  the target, :func:`calc_restore_plan` reads the page index of the files
   :func:`~replica.restore.plan.probe_candidates` proposes (header, tail and index:
-  three ranged reads each, ``parallelism`` at a time, at most :data:`MAX_PROBES`)
-  until it finds a full image to start from.
+  three ranged reads each, at most :data:`MAX_PROBES`) until it finds a full image of
+  the right page size to start from.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import datetime as dt
-import fcntl
+import functools
 import io
 import logging
 import math
@@ -60,29 +65,30 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, Literal, cast
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 
-from ltx.decoder import Decoder, IndexedFile, read_header, read_page_index
+from ltx.decoder import Decoder, read_header
 from ltx.errors import LTXError
 from ltx.fileinfo import FileInfo
-from ltx.fsutil import fsync_dir
 from ltx.layout import HEADER_SIZE
 from ltx.names import lock_pgno
-from replica.errors import FileNotFoundInReplicaError, StorageError
 from replica.restore.errors import (
     CorruptBackupError,
     IntegrityCheckError,
-    OutputExistsError,
     RestoreOptionsError,
-    RestorePlanError,
 )
+from replica.restore.output import TempOutput, check_output, make_parent, output_error
 from replica.restore.plan import (
     LEVELS,
     RestorePlan,
     RestoreTarget,
     check_contiguous,
-    plan_restore,
-    probe_candidates,
 )
+from replica.restore.probe import MAX_PROBES as MAX_PROBES
+from replica.restore.probe import is_full_image as is_full_image
+from replica.restore.probe import plan_with_probes
+from replica.restore.probe import probe_full_image as probe_full_image
 from replica.storage.client import ReplicaClient
 
 log = logging.getLogger(__name__)
@@ -94,13 +100,9 @@ Progress = Callable[[int, int], None]
 
 CHUNK_SIZE = 2 * 1024 * 1024
 """Bytes per ranged read of a plan file."""
-MAX_PROBES = 256
-"""At most this many page indexes are read looking for a full image to start from."""
 MIN_LTX_SIZE = HEADER_SIZE
 """A listed file smaller than an LTX header cannot be one (Litestream's check)."""
-SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
 _WRITE_RUN = 4 * 1024 * 1024
-_PROBE_BUFFER = 32 * 1024
 
 
 @attrs.frozen
@@ -144,46 +146,6 @@ def list_replica(
     return {lvl: fut.result() for lvl, fut in futures.items()}
 
 
-def is_full_image(indexed: IndexedFile) -> bool:
-    """Whether a file's page index holds every page ``1..Commit`` except the lock page.
-
-    The index is strictly ascending with every page at most Commit (checked by
-    :func:`ltx.decoder.read_page_index`), so the right count without the lock page
-    means exactly that set.
-    """
-    h = indexed.header
-    if h.commit == 0:
-        return False
-    lock = h.lock_pgno
-    expected = h.commit - (1 if h.commit >= lock else 0)
-    return len(indexed.index) == expected and indexed.index.entry(lock) is None
-
-
-def probe_full_image(client: ReplicaClient, info: FileInfo) -> bool:
-    """Read a file's header and page index (ranged reads) and tell whether it is a full image.
-
-    A file that is missing, damaged, or whose header TXIDs differ from its name is
-    not (it cannot start a plan); storage failures other than "not found" propagate.
-    """
-    where = client.location(client.key(info.level, info.min_txid, info.max_txid))
-    try:
-        with client.open_file(
-            info.level, info.min_txid, info.max_txid, size=info.size or None, buffer_size=_PROBE_BUFFER
-        ) as f:
-            indexed = read_page_index(f, path=where, level=info.level)
-    except FileNotFoundInReplicaError:
-        return False
-    except StorageError:
-        raise
-    except LTXError as e:
-        log.debug("probe %s: not usable as a full image: %s", where, e)
-        return False
-    h = indexed.header
-    if (h.min_txid, h.max_txid) != (info.min_txid, info.max_txid):
-        return False
-    return is_full_image(indexed)
-
-
 def _plan_with_probes(
     client: ReplicaClient,
     listing: dict[int, list[FileInfo]],
@@ -192,26 +154,8 @@ def _plan_with_probes(
     batch: int,
     max_probes: int,
 ) -> RestorePlan:
-    try:
-        return plan_restore(listing, target)
-    except RestorePlanError as e:
-        first_error = e
-    candidates = probe_candidates(listing, target)[:max_probes]
-    known: set[FileInfo] = set()
-    for at in range(0, len(candidates), batch):
-        group = candidates[at : at + batch]
-        found = list(pool.map(lambda f: probe_full_image(client, f), group))
-        known.update(f for f, full in zip(group, found, strict=True) if full)
-        if known:  # candidates come best first: nothing later can be a better start
-            break
-    if not known:
-        raise first_error
-    log.info(
-        "restore: starting from full image(s) %s (no snapshot chain reaches %s)",
-        ", ".join(f"L{f.level}/{f.name}" for f in sorted(known)),
-        target,
-    )
-    return plan_restore(listing, target, full_images=known)
+    """The plan of :func:`replica.restore.probe.plan_with_probes`: one page size, starts found by probing."""
+    return plan_with_probes(client, listing, target, pool=pool, batch=batch, max_probes=max_probes)
 
 
 def _target(txid: int | None, timestamp: dt.datetime | None) -> RestoreTarget:
@@ -230,8 +174,10 @@ def calc_restore_plan(
 ) -> RestorePlan:
     """List the replica and plan a restore to ``txid`` / ``timestamp`` / latest (``None``, ``None``).
 
-    Probes page indexes for full images when Litestream's rule finds no plan (see the
-    module docstring). Raises :class:`~replica.restore.errors.RestorePlanError` subclasses.
+    Reads the headers of the plan's files (the plan has one page size) and probes page
+    indexes for full images when Litestream's rule finds no such plan (see the module
+    docstring). Raises :class:`~replica.restore.errors.RestorePlanError` subclasses and
+    the errors of reading a plan file's header.
     """
     target = _target(txid, timestamp)
     if parallelism < 1:
@@ -364,11 +310,18 @@ class _FileStream(io.RawIOBase):
 
 
 class _PageWriter:
-    """Writes pages at ``(pgno-1)*pageSize``, coalescing runs of consecutive pages."""
+    """Writes pages at ``(pgno-1)*pageSize``, coalescing runs of consecutive pages.
 
-    def __init__(self, fd: int, page_size: int) -> None:
+    An ``OSError`` (a full disk, a file too large) becomes a
+    :class:`~replica.restore.errors.RestoreOutputError` through ``on_error``.
+    """
+
+    def __init__(
+        self, fd: int, page_size: int, on_error: Callable[[OSError], Exception] | None = None
+    ) -> None:
         self._fd = fd
         self._ps = page_size
+        self._on_error = on_error
         self._start = 0
         self._next = 0
         self._parts: list[bytes] = []
@@ -388,83 +341,65 @@ class _PageWriter:
         data = b"".join(self._parts)
         offset = (self._start - 1) * self._ps
         view = memoryview(data)
-        while view:
-            n = os.pwrite(self._fd, view, offset)
-            view, offset = view[n:], offset + n
+        try:
+            while view:
+                n = os.pwrite(self._fd, view, offset)
+                view, offset = view[n:], offset + n
+        except OSError as e:
+            if self._on_error is None:
+                raise
+            raise self._on_error(e) from None
         self._parts, self._size = [], 0
 
 
-class _TempOutput:
-    """``<output>.tmp``, exclusively locked; :meth:`commit` renames it over the output."""
+U64Array = npt.NDArray[np.uint64]
 
-    def __init__(self, output: str) -> None:
-        self.output = output
-        self.path = output + ".tmp"
-        self.folder = os.path.dirname(output)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise OutputExistsError(
-                    f"cannot restore, another restore is writing {self.path}", path=output
-                ) from None
-            try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
-                st = None
-            mine = os.fstat(fd)
-            if st is not None and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
-                break
-            os.close(fd)  # the previous holder renamed or removed it meanwhile: open afresh
-        os.ftruncate(fd, 0)
-        self.fd = fd
-        self._open = True
 
-    def commit(self, size: int, *, force: bool) -> None:
-        os.ftruncate(self.fd, size)
-        os.fsync(self.fd)
-        for suffix in SIDECAR_SUFFIXES:
-            side = self.output + suffix
-            if not os.path.lexists(side):
-                continue
-            if not force:
-                raise OutputExistsError(
-                    f"cannot restore, SQLite sidecar path already exists: {side}. Use -force to overwrite",
-                    path=side,
-                )
-            os.unlink(side)
-        os.replace(self.path, self.output)
-        fsync_dir(self.folder)
-        os.close(self.fd)
-        self._open = False
+class _Coverage:
+    """The pages written so far, as sorted, disjoint, non-touching runs ``[start, end]``.
 
-    def discard(self) -> None:
-        if not self._open:
+    Memory grows with the number of runs in the pages actually decoded (one run for a
+    snapshot), never with the page count a header claims: a damaged Commit field
+    cannot make the restore allocate anything before its file's checksum is checked.
+    """
+
+    def __init__(self) -> None:
+        self._starts: U64Array = np.zeros(0, dtype=np.uint64)
+        self._ends: U64Array = np.zeros(0, dtype=np.uint64)
+
+    def add(self, pgnos: U64Array) -> None:
+        """Add strictly ascending page numbers."""
+        if len(pgnos) == 0:
             return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        os.close(self.fd)
-        self._open = False
+        cut = np.flatnonzero(np.diff(pgnos) != 1) + 1
+        starts = np.concatenate((self._starts, pgnos[np.concatenate(([0], cut))]))
+        ends = np.concatenate((self._ends, pgnos[np.concatenate((cut - 1, [len(pgnos) - 1]))]))
+        order = np.argsort(starts, kind="stable")
+        starts, ends = starts[order], ends[order]
+        reach = np.maximum.accumulate(ends)
+        first = np.ones(len(starts), dtype=bool)
+        first[1:] = starts[1:] > reach[:-1] + np.uint64(1)
+        at = np.flatnonzero(first)
+        self._starts = starts[at]
+        self._ends = reach[np.concatenate((at[1:] - 1, [len(starts) - 1]))]
 
+    def count(self) -> int:
+        """How many distinct pages have been added."""
+        return int((self._ends - self._starts).sum()) + len(self._starts)
 
-def _check_output(output: str, force: bool) -> None:
-    if os.path.isdir(output):
-        raise OutputExistsError(f"cannot restore, output path is a directory: {output}", path=output)
-    if os.path.exists(output) and os.path.getsize(output) > 0 and not force:
-        raise OutputExistsError(
-            f"cannot restore, output path already exists and is not empty: {output}. Use -force to overwrite",
-            path=output,
-        )
-    if not force:
-        for suffix in SIDECAR_SUFFIXES:
-            if os.path.lexists(output + suffix):
-                raise OutputExistsError(
-                    f"cannot restore, SQLite sidecar path already exists: {output + suffix}. "
-                    "Use -force to overwrite",
-                    path=output + suffix,
-                )
+    def missing(self, commit: int, skip: int, limit: int) -> list[int]:
+        """The first ``limit`` pages of ``1..commit`` not added, leaving out ``skip``."""
+        out: list[int] = []
+        bounds = [*zip(self._starts.tolist(), self._ends.tolist(), strict=True), (commit + 1, commit + 1)]
+        prev = 0
+        for start, end in bounds:
+            for p in range(prev + 1, min(start, commit + 1)):
+                if p != skip:
+                    out.append(p)
+                    if len(out) == limit:
+                        return out
+            prev = max(prev, end)
+        return out
 
 
 def _preflight(client: ReplicaClient, plan: RestorePlan) -> tuple[int, int]:
@@ -497,10 +432,16 @@ def _apply(
     commit: int,
     fetcher: _Fetcher,
     on_bytes: Callable[[int], None],
+    on_write_error: Callable[[OSError], Exception] | None = None,
 ) -> None:
-    """Decode each plan file in order into ``fd``; verify headers, checksums and coverage."""
-    seen = bytearray(commit + 1)
-    writer = _PageWriter(fd, page_size)
+    """Decode each plan file in order into ``fd``; verify headers, checksums and coverage.
+
+    Memory does not depend on ``commit`` (read from a header before its checksum can be
+    checked): the pages written are tracked as runs (:class:`_Coverage`).
+    ``on_write_error`` turns an ``OSError`` of a write into the error to raise.
+    """
+    seen = _Coverage()
+    writer = _PageWriter(fd, page_size, on_write_error)
     for i, info in enumerate(plan.files):
         where = client.location(client.key(info.level, info.min_txid, info.max_txid))
         stream = _FileStream(fetcher, i, on_bytes)
@@ -518,15 +459,17 @@ def _apply(
         for pgno, page in dec:
             if pgno <= commit:
                 writer.write(pgno, page)
-                seen[pgno] = 1
         writer.flush()
+        pgnos = dec.page_index.pgnos
+        seen.add(pgnos[: int(np.searchsorted(pgnos, np.uint64(commit), side="right"))])
     lock = lock_pgno(page_size)
     expected = commit - (1 if commit >= lock else 0)
-    if seen.count(1) != expected:
-        missing = [p for p in range(1, commit + 1) if not seen[p] and p != lock]
-        shown = ", ".join(str(p) for p in missing[:10]) + (" ..." if len(missing) > 10 else "")
+    if seen.count() != expected:
+        missing = expected - seen.count()
+        first = seen.missing(commit, lock, 11)
+        shown = ", ".join(str(p) for p in first[:10]) + (" ..." if len(first) > 10 else "")
         raise CorruptBackupError(
-            f"the plan's files do not hold every page of the database: {len(missing)} of {commit} "
+            f"the plan's files do not hold every page of the database: {missing} of {commit} "
             f"pages missing ({shown}); the first file is not a full image",
             path=client.location(client.key(plan.start.level, plan.start.min_txid, plan.start.max_txid)),
             level=plan.start.level,
@@ -544,14 +487,16 @@ def _integrity_check(path: str, mode: str) -> None:
             con.close()
     except sqlite3.Error as e:
         rows = (f"error: {e}",)
-    if rows == ("ok",):
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path + suffix)
-        return
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
+    ok = rows == ("ok",)
+    for suffix in ("-wal", "-shm") if ok else ("", "-wal", "-shm"):
+        try:
             os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise output_error(path, f"cannot remove {path + suffix}", e) from None
+    if ok:
+        return
     raise IntegrityCheckError(
         f"{pragma} failed: {'; '.join(rows[:5])}; the restored database was removed", results=rows, path=path
     )
@@ -576,9 +521,11 @@ def restore(
 
     Output: refused if it is a directory, or non-empty, or has ``-wal``/``-shm``/
     ``-journal`` sidecars, unless ``force`` (then they are replaced/removed when the new
-    file is renamed into place); an empty file is replaced. With ``if_db_not_exists``
-    an existing output (even empty) is left alone and the result has ``skipped=True``.
-    The parent directory is created (mode 0700) if missing.
+    file is renamed into place); an empty file is replaced. Without ``force``, a file or
+    sidecar that appears at the output while the restore runs is never replaced: the
+    restore fails with :class:`~replica.restore.errors.OutputExistsError` instead. With
+    ``if_db_not_exists`` an existing output (even empty) is left alone and the result
+    has ``skipped=True``. The parent directory is created (mode 0700) if missing.
 
     Guarantees on success: the output is the page image of the database at the
     returned TXID, exactly ``Commit`` pages, lock page zeroed; every file used was
@@ -588,9 +535,10 @@ def restore(
     failure nothing is left at the output path (a previous file there is untouched,
     except after a failed integrity check).
 
-    Raises :class:`~replica.restore.errors.RestoreError` subclasses, decoder errors
-    (:class:`ltx.errors.LTXError`, e.g. a file checksum mismatch) and
-    :class:`~replica.errors.StorageError`.
+    Raises :class:`~replica.restore.errors.RestoreError` subclasses (an OS error on the
+    output side is a :class:`~replica.restore.errors.RestoreOutputError` naming the
+    output), decoder errors (:class:`ltx.errors.LTXError`, e.g. a file checksum
+    mismatch) and :class:`~replica.errors.StorageError`.
     """
     started = time.monotonic()
     output = os.path.abspath(os.fspath(output_path))
@@ -602,7 +550,7 @@ def restore(
     if if_db_not_exists and os.path.lexists(output):
         log.info("database already exists, skipping: %s", output)
         return RestoreResult(output, 0, (), 0, time.monotonic() - started, skipped=True)
-    _check_output(output, force)
+    seen = check_output(output, force)
 
     with concurrent.futures.ThreadPoolExecutor(parallelism, thread_name_prefix="restore") as pool:
         listing = list_replica(client, use_metadata=timestamp is not None, pool=pool)
@@ -617,7 +565,7 @@ def restore(
             plan.txid,
             plan.size,
         )
-        os.makedirs(os.path.dirname(output), mode=0o700, exist_ok=True)
+        make_parent(output)
         total = plan.size
         done = 0
 
@@ -630,10 +578,11 @@ def restore(
         if progress is not None:
             progress(0, total)
         fetcher = _Fetcher(client, plan.files, pool, window=2 * parallelism)
-        tmp = _TempOutput(output)
+        tmp = TempOutput(output)
         try:
-            _apply(client, plan, tmp.fd, page_size, commit, fetcher, on_bytes)
-            tmp.commit(commit * page_size, force=force)
+            on_error = functools.partial(tmp.error, "cannot write")
+            _apply(client, plan, tmp.fd, page_size, commit, fetcher, on_bytes, on_error)
+            tmp.publish(commit * page_size, force=force, seen=seen)
         except BaseException:
             fetcher.cancel()
             tmp.discard()

@@ -40,6 +40,20 @@ created strictly before it. A plan never silently stops short: where Litestream
 would restore an older state for a timestamp whose chain is broken, this raises
 :class:`NonContiguousError`.
 
+**Page sizes.** A database whose page size changed (``VACUUM`` after
+``PRAGMA page_size``) starts over with a full image of the new size; files before it
+hold pages of the old size, which no later file can be applied on top of. So a plan
+never mixes page sizes: when the caller says what it knows of them (``page_sizes``,
+read from the headers of the files it was asked about), every file of the plan whose
+size is known has the size of the state at the goal (the known size of a file ending
+there), and the rules above run on the files of that size and those of unknown size.
+When Litestream's plan crosses a change, this falls back to the newest full image of
+the right size, as it does for a gap. Nothing known means nothing excluded; a caller
+that learns the sizes of a plan's files and plans again until they are all known
+ends at the plan full knowledge gives (see :func:`replica.restore.probe.plan_with_probes`).
+When only a plan across a change would reach the goal (a change with no full image
+of the new size after it), that is damage: :class:`PageSizeChangeError`.
+
 Every plan is checked with :func:`check_contiguous` (each file's min TXID is at most
 the previous max + 1 and its max is greater than the previous max), and starts
 with a full image.
@@ -57,6 +71,7 @@ from ltx.fileinfo import FileInfo, is_contiguous
 from replica.restore.errors import (
     NoBackupError,
     NonContiguousError,
+    PageSizeChangeError,
     RestoreOptionsError,
     RestorePlanError,
     TxNotAvailableError,
@@ -72,6 +87,9 @@ Listing = Mapping[int, Iterable[FileInfo]]
 """Every level's files: ``{level: [FileInfo, ...]}``; missing levels are empty."""
 FullImages = Callable[[FileInfo], bool] | Collection[FileInfo] | None
 """Which files are known full images (besides ``min_txid == 1``, which always are)."""
+PageSizes = Callable[[FileInfo], int | None] | Mapping[FileInfo, int] | None
+"""What is known of files' page sizes: a mapping, or a function giving None for "unknown"."""
+SizeOf = Callable[[FileInfo], int | None]
 
 
 def _check_txid(_: object, __: attrs.Attribute[int | None], value: int | None) -> None:
@@ -234,6 +252,14 @@ def _full_image_predicate(full_images: FullImages) -> Callable[[FileInfo], bool]
     return lambda info: info.min_txid == 1 or info in known
 
 
+def _size_function(page_sizes: PageSizes) -> SizeOf | None:
+    if page_sizes is None:
+        return None
+    if callable(page_sizes):
+        return page_sizes
+    return dict(page_sizes).get
+
+
 def _rank(info: FileInfo) -> tuple[int, int, int, dt.datetime]:
     """Sort key, best first: larger max TXID, smaller min TXID, higher level, earlier creation."""
     return (-info.max_txid, info.min_txid, -info.level, info.created_at)
@@ -328,6 +354,89 @@ def _starts(p: _Problem) -> list[FileInfo]:
     return sorted((f for f in p.admitted if p.is_full(f)), key=_rank)
 
 
+def _sizes_to_try(p: _Problem, size_of: SizeOf) -> list[int]:
+    """Page sizes the plan may have, most likely first (empty: nothing is known).
+
+    The state at the goal has one page size: the known size of a file ending there
+    (the best-ranked one, should two disagree). Without one, every known size, the
+    one seen latest first.
+    """
+    at_goal = sorted((f for f in p.admitted if f.max_txid == p.goal), key=_rank)
+    for f in at_goal:
+        size = size_of(f)
+        if size is not None:
+            return [size]
+    latest: dict[int, int] = {}
+    for f in p.admitted:
+        size = size_of(f)
+        if size is not None:
+            latest[size] = max(latest.get(size, 0), f.max_txid)
+    return sorted(latest, key=lambda n: (-latest[n], n))
+
+
+def _restricted(p: _Problem, size_of: SizeOf, size: int) -> _Problem:
+    """The same problem over the files of page size ``size`` or of unknown size."""
+
+    def keep(f: FileInfo) -> bool:
+        known = size_of(f)
+        return known is None or known == size
+
+    return attrs.evolve(
+        p,
+        levels={lvl: [f for f in files if keep(f)] for lvl, files in p.levels.items()},
+        admitted=[f for f in p.admitted if keep(f)],
+        ext=[f for f in p.ext if keep(f)],
+    )
+
+
+def _solve(p: _Problem, litestream: Sequence[FileInfo]) -> RestorePlan:
+    """Litestream's rule, then every full image as a start; ``litestream`` is its plan on
+    the whole listing (the result is ``litestream_compatible`` when equal to it)."""
+    ls = _litestream_plan(p)
+    if ls and ls[-1].max_txid == p.goal:
+        return RestorePlan(tuple(ls), p.goal, p.target, tuple(ls) == tuple(litestream))
+    starts = _starts(p)
+    if not starts:
+        first = min((f.min_txid for f in p.admitted), default=0)
+        raise NoBackupError(
+            "no matching backup files available: no snapshot or full database image at or before "
+            f"{_fmt(p.goal)} (the earliest file starts at {_fmt(first)})"
+        )
+    reach = 0
+    for s in starts:
+        chain = _extend(s.max_txid, p.ext, p.target)
+        end = chain[-1].max_txid if chain else s.max_txid
+        if end == p.goal:
+            return RestorePlan((s, *chain), p.goal, p.target, False)
+        reach = max(reach, end)
+    raise _failure(p, reach)
+
+
+def _size_change_error(p: _Problem, size_of: SizeOf, size: int, first: RestorePlanError) -> RestorePlanError:
+    """The error when no plan of page size ``size`` exists: a change without a full image
+    of the new size if a plan ignoring page sizes exists (it must cross one), else ``first``."""
+    try:
+        across = _solve(p, ())
+    except RestorePlanError:
+        return first
+    files = across.files
+    other = [i for i, f in enumerate(files) if size_of(f) not in (None, size)]
+    if not other:  # cannot happen: such a plan would be one of page size ``size``
+        return first
+    last_old = other[-1]
+    old_size = size_of(files[last_old]) or 0
+    at = files[min(last_old + 1, len(files) - 1)]
+    return PageSizeChangeError(
+        f"the page size changes from {old_size} to {size} bytes at L{at.level} {at.name}, and no "
+        f"full image of {size}-byte pages at or after the change leads to {_fmt(p.goal)}: "
+        "the file that should hold every page at the new size is missing or incomplete",
+        old_size=old_size,
+        new_size=size,
+        level=at.level,
+        txid=at.min_txid,
+    )
+
+
 def _failure(p: _Problem, reach: int) -> RestorePlanError:
     """The error for "no start reaches the goal; the best chain ends at ``reach``"."""
     beyond = [f for f in p.admitted if f.min_txid > reach + 1 and f.max_txid > reach]
@@ -351,58 +460,8 @@ def _failure(p: _Problem, reach: int) -> RestorePlanError:
     )
 
 
-# --- public ---------------------------------------------------------------------------
-
-
-def plan_restore(
-    listing: Listing, target: RestoreTarget = LATEST, *, full_images: FullImages = None
-) -> RestorePlan:
-    """The files that rebuild the database at ``target``, or a :class:`RestorePlanError`.
-
-    ``listing`` maps levels 0..9 to their files (any order; ``FileInfo.level`` must match).
-    ``full_images`` names files known to hold every page (a collection or a predicate);
-    files with ``min_txid == 1`` always do. See the module docstring for the rules.
-
-    Raises :class:`NoBackupError` (empty replica; nothing created before the timestamp;
-    no full image to start from), :class:`TxNotAvailableError` (TXID past the end, or not
-    a file boundary), :class:`NonContiguousError` (a gap before the goal).
-    """
-    p = _prepare(listing, target, full_images)
-    ls = _litestream_plan(p)
-    if ls and ls[-1].max_txid == p.goal:
-        return RestorePlan(tuple(ls), p.goal, target, True)
-    starts = _starts(p)
-    if not starts:
-        first = min(f.min_txid for f in p.admitted)
-        raise NoBackupError(
-            "no matching backup files available: no snapshot or full database image at or before "
-            f"{_fmt(p.goal)} (the earliest file starts at {_fmt(first)})"
-        )
-    reach = 0
-    for s in starts:
-        chain = _extend(s.max_txid, p.ext, target)
-        end = chain[-1].max_txid if chain else s.max_txid
-        if end == p.goal:
-            return RestorePlan((s, *chain), p.goal, target, False)
-        reach = max(reach, end)
-    raise _failure(p, reach)
-
-
-def probe_candidates(
-    listing: Listing, target: RestoreTarget = LATEST, *, full_images: FullImages = None
-) -> tuple[FileInfo, ...]:
-    """Files that would let :func:`plan_restore` succeed if they were full images, best first.
-
-    These are the admitted files not already known to be full images from which the
-    greedy extension reaches the goal; the order is the order the planner prefers
-    starts in (most recent first). Empty when no such file exists or the target is
-    hopeless. Finding out whether a file is a full image needs its page index, so a
-    caller probes these in order and stops at the first that is one.
-    """
-    try:
-        p = _prepare(listing, target, full_images)
-    except RestorePlanError:
-        return ()
+def _candidates(p: _Problem) -> tuple[FileInfo, ...]:
+    """Files not known to be full images that would give ``p`` a plan if they were, best first."""
     cands = [f for f in p.admitted if not p.is_full(f)]
     if not cands:
         return ()
@@ -420,3 +479,87 @@ def probe_candidates(
         return ()
     threshold = values[lo]
     return tuple(sorted((f for f in cands if f.max_txid >= threshold), key=_rank))
+
+
+# --- public ---------------------------------------------------------------------------
+
+
+def plan_restore(
+    listing: Listing,
+    target: RestoreTarget = LATEST,
+    *,
+    full_images: FullImages = None,
+    page_sizes: PageSizes = None,
+) -> RestorePlan:
+    """The files that rebuild the database at ``target``, or a :class:`RestorePlanError`.
+
+    ``listing`` maps levels 0..9 to their files (any order; ``FileInfo.level`` must match).
+    ``full_images`` names files known to hold every page (a collection or a predicate);
+    files with ``min_txid == 1`` always do. ``page_sizes`` gives the page sizes known
+    from file headers (a mapping or a function returning None for unknown); the plan's
+    known sizes are then all one, that of the state at the goal. See the module
+    docstring for the rules.
+
+    Raises :class:`NoBackupError` (empty replica; nothing created before the timestamp;
+    no full image to start from), :class:`TxNotAvailableError` (TXID past the end, or not
+    a file boundary), :class:`NonContiguousError` (a gap before the goal),
+    :class:`PageSizeChangeError` (only a plan across a page-size change would reach it).
+    """
+    p = _prepare(listing, target, full_images)
+    ls = _litestream_plan(p)
+    size_of = _size_function(page_sizes)
+    sizes = _sizes_to_try(p, size_of) if size_of is not None else []
+    if size_of is None or not sizes:
+        return _solve(p, ls)
+    first: RestorePlanError | None = None
+    for size in sizes:
+        try:
+            return _solve(_restricted(p, size_of, size), ls)
+        except RestorePlanError as e:
+            first = first or e
+    assert first is not None
+    raise _size_change_error(p, size_of, sizes[0], first)
+
+
+def probe_candidates(
+    listing: Listing,
+    target: RestoreTarget = LATEST,
+    *,
+    full_images: FullImages = None,
+    page_sizes: PageSizes = None,
+) -> tuple[FileInfo, ...]:
+    """Files that would let :func:`plan_restore` succeed if they were full images, best first.
+
+    These are the admitted files not already known to be full images from which the
+    greedy extension reaches the goal; the order is the order the planner prefers
+    starts in (most recent first). With ``page_sizes``, only files of a size the plan
+    may have (see :func:`plan_restore`) and extensions over such files count. Empty
+    when no such file exists or the target is hopeless. Finding out whether a file is
+    a full image needs its page index, so a caller probes these in order and stops at
+    the first that is one.
+    """
+    try:
+        p = _prepare(listing, target, full_images)
+    except RestorePlanError:
+        return ()
+    size_of = _size_function(page_sizes)
+    sizes = _sizes_to_try(p, size_of) if size_of is not None else []
+    if size_of is None or not sizes:
+        return _candidates(p)
+    out: dict[FileInfo, None] = {}
+    for size in sizes:
+        out.update(dict.fromkeys(_candidates(_restricted(p, size_of, size))))
+    return tuple(out)
+
+
+def goal_files(listing: Listing, target: RestoreTarget = LATEST) -> tuple[FileInfo, ...]:
+    """The admitted files that end at the goal, best first (empty when the target is hopeless).
+
+    Their page size is the size of the state a plan must reach; a caller that reads it
+    first lets :func:`plan_restore` choose the right page size from the start.
+    """
+    try:
+        p = _prepare(listing, target, None)
+    except RestorePlanError:
+        return ()
+    return tuple(sorted((f for f in p.admitted if f.max_txid == p.goal), key=_rank))

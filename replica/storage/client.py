@@ -10,6 +10,14 @@ One class per family of stores, all with the same public API (:class:`ReplicaCli
 * :class:`FsspecReplicaClient` (``gs``, ``abs``, ``sftp``, ``webdav``/``webdavs``, or
   any injected fsspec filesystem): generic fsspec calls with the ``ltx/<level>`` layout.
 
+Writes never replace a file: an LTX file or an object is created only if its name is
+free, atomically where the store can do it (``file``: a hard link of the finished
+temporary file; ``s3``: ``If-None-Match: *``), with a check just before the write
+elsewhere. A name found taken is compared with what we meant to write (see
+:mod:`replica.storage.compare`): the same file, or the same state, counts as written;
+anything else is another writer's, raises :class:`~replica.errors.ForeignFileError`
+and *fences* the client, which then refuses every write and delete.
+
 Every operation goes through one retry loop: failures :func:`~replica.storage.retry.classify`
 calls transient are retried with the client's :class:`~replica.storage.retry.RetryPolicy`;
 everything else is raised at once as a typed :class:`~replica.errors.StorageError`
@@ -24,6 +32,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import errno
 import io
 import logging
 import os
@@ -42,14 +51,18 @@ from ltx.fileinfo import FileInfo
 from ltx.fsutil import fsync_dir
 from ltx.names import is_filename, parse_filename
 from replica.errors import (
+    FileExistsInReplicaError,
     FileNotFoundInReplicaError,
+    ForeignFileError,
+    OwnershipError,
     StorageAccessDeniedError,
     StorageBackendMissingError,
     StorageError,
     StorageIntegrityError,
     StorageUnavailableError,
 )
-from replica.storage.layout import check_level, level_dir, ltx_key
+from replica.storage.compare import Sameness, compare_ltx
+from replica.storage.layout import SNAPSHOT_LEVEL, check_level, level_dir, ltx_key, root_object_key
 from replica.storage.retry import DEFAULT_RETRY, ErrorKind, RetryPolicy, classify
 from replica.storage.timestamps import (
     EPOCH,
@@ -214,7 +227,16 @@ class ReplicaClient:
     * Transient failures are retried per :attr:`retry`; then
       :class:`StorageUnavailableError` (with ``attempts``). Access problems raise
       :class:`StorageAccessDeniedError` at once, other failures :class:`StorageError`.
+    * ``write_file`` never replaces an existing file (see the module docstring);
+      :attr:`conditional_writes` says whether the store makes that check atomic.
+    * Once :meth:`fence` has been called (by the client itself on finding another
+      writer's file, or by the owner of the client), ``write_file``, ``delete_files``,
+      ``delete_all`` and the object writes raise the fencing error; reads still work.
     """
+
+    conditional_writes: bool = False
+    """Whether create-if-absent is atomic in this store (no other writer can slip in
+    between the check and the write)."""
 
     def __init__(
         self,
@@ -229,6 +251,8 @@ class ReplicaClient:
         self._fs = fs
         self._fs_lock = threading.Lock()
         self._sleep = sleep
+        self.fenced: OwnershipError | None = None
+        """The error every write and delete raises once the client is fenced."""
 
     # -- identity and layout ------------------------------------------------------------
 
@@ -268,6 +292,35 @@ class ReplicaClient:
     def location(self, key: str) -> str:
         """A human-readable URL of a key, used in error messages."""
         return key
+
+    @property
+    def name(self) -> str:
+        """The replica, as named in messages: its location, without a query string."""
+        return self.location(self.root)
+
+    def object_key(self, name: str) -> str:
+        """The key of the object ``name`` (not an LTX file) directly under the replica root."""
+        return root_object_key(self.url.scheme, self.root, name)
+
+    # -- fencing -------------------------------------------------------------------------
+
+    def fence(self, error: OwnershipError, *, quiet: bool = False) -> None:
+        """From now on refuse every write and delete with ``error`` (the first fence stays).
+
+        Logged once at ERROR level (unless ``quiet``: the caller reports it): it means
+        a second writer was found, and this client's owner must stop replicating into
+        this replica.
+        """
+        with self._fs_lock:
+            if self.fenced is not None:
+                return
+            self.fenced = error
+        if not quiet:
+            log.error("%s", error)
+
+    def _check_fence(self) -> None:
+        if self.fenced is not None:
+            raise self.fenced
 
     # -- retry loop ----------------------------------------------------------------------
 
@@ -369,6 +422,7 @@ class ReplicaClient:
         and the ``litestream-timestamp`` metadata (object stores).
         """
         check_level(level)
+        self._check_fence()
         target = self._target("write", level, min_txid, max_txid)
         try:
             source = _Source(data)
@@ -397,10 +451,65 @@ class ReplicaClient:
                 created_at = created_at.replace(tzinfo=UTC)
             when = created_at.astimezone(UTC)
             key = self.key(level, min_txid, max_txid)
-            self._write(target, key, source, when)
+            for _attempt in range(3):
+                try:
+                    self._write(target, key, source, when)
+                except FileExistsInReplicaError:
+                    settled = self._settle(level, min_txid, max_txid, source, when)
+                    if settled is None:
+                        continue  # deleted between the write and the comparison: write again
+                    return settled
+                break
+            else:
+                raise StorageError(
+                    "the name keeps appearing and vanishing while we write it",
+                    path=target.path,
+                    level=level,
+                    op="write",
+                    min_txid=min_txid,
+                    max_txid=max_txid,
+                )
         finally:
             source.close()
         return FileInfo(level, min_txid, max_txid, source.size, when)
+
+    def _settle(
+        self, level: int, min_txid: int, max_txid: int, source: _Source, when: dt.datetime
+    ) -> FileInfo | None:
+        """The write found the name taken: accept the same file, refuse another writer's.
+
+        Returns the stored file's :class:`FileInfo`, or ``None`` if it vanished meanwhile.
+        """
+        where = self.location(self.key(level, min_txid, max_txid))
+        try:
+            same = compare_ltx(lambda: self.open_file(level, min_txid, max_txid), source.open)
+            if same is Sameness.EQUIVALENT:
+                stored = header_timestamp(self.read_file(level, min_txid, max_txid, 0, HEADER_PREFIX))
+        except FileNotFoundInReplicaError:
+            return None
+        if same is Sameness.IDENTICAL:
+            log.debug("%s: already written (an earlier attempt succeeded)", where)
+            return FileInfo(level, min_txid, max_txid, source.size, when)
+        if same is Sameness.EQUIVALENT:
+            log.info("%s: already in the replica with the same pages; keeping that copy", where)
+            return FileInfo(level, min_txid, max_txid, source.size, stored or when)
+        what = (
+            "snapshot"
+            if level == SNAPSHOT_LEVEL
+            else f"level-{level} file for TXID {min_txid:016x}"
+            if min_txid == max_txid
+            else f"level-{level} file for TXIDs {min_txid:016x}-{max_txid:016x}"
+        )
+        err = ForeignFileError(
+            f"the {what} we were writing is already in replica {self.name} with other content: "
+            "another writer wrote it; not overwriting it, and no more writes to this replica",
+            replica=self.name,
+            path=where,
+            level=level,
+            txid=min_txid,
+        )
+        self.fence(err)
+        raise err
 
     def read_file(
         self, level: int, min_txid: int, max_txid: int, offset: int = 0, size: int | None = None
@@ -444,6 +553,7 @@ class ReplicaClient:
 
     def delete_files(self, infos: Iterable[FileInfo]) -> None:
         """Delete the given files; files already gone are ignored."""
+        self._check_fence()
         infos = list(infos)
         for info in infos:
             check_level(info.level)
@@ -452,7 +562,44 @@ class ReplicaClient:
 
     def delete_all(self) -> None:
         """Delete everything under the replica root, LTX or not (missing root: no-op)."""
+        self._check_fence()
         self._run(_Target("delete-all", self.location(self.root)), self._delete_all)
+
+    # -- objects beside the levels (the owner record) -----------------------------------
+
+    def read_object(self, name: str) -> tuple[bytes, str] | None:
+        """The bytes of object ``name`` (see :meth:`object_key`) and a version tag; None if absent.
+
+        The tag changes whenever the object is rewritten (an ETag on S3); give it to
+        :meth:`replace_object`.
+        """
+        key = self.object_key(name)
+        try:
+            return self._run(_Target("read", self.location(key)), lambda: self._read_object(key))
+        except FileNotFoundInReplicaError:
+            return None
+
+    def create_object(self, name: str, data: bytes) -> bool:
+        """Store object ``name`` only if it does not exist; False if it does.
+
+        Atomic where :attr:`conditional_writes` holds. After a transient failure the
+        write is retried, and may then find its own first attempt: callers that care
+        read the object back.
+        """
+        self._check_fence()
+        key = self.object_key(name)
+        return self._run(_Target("write", self.location(key)), lambda: self._create_object(key, data))
+
+    def replace_object(self, name: str, data: bytes, version: str) -> bool:
+        """Overwrite object ``name`` only if it is still at ``version``; False if it changed or vanished.
+
+        Atomic on S3 (``If-Match``); elsewhere the version is checked just before the write.
+        """
+        self._check_fence()
+        key = self.object_key(name)
+        return self._run(
+            _Target("write", self.location(key)), lambda: self._replace_object(key, data, version)
+        )
 
     def max_file_info(self, level: int) -> FileInfo | None:
         """The file of ``level`` with the largest max TXID, or ``None`` if the level is empty."""
@@ -498,6 +645,46 @@ class ReplicaClient:
 
     def _delete_all(self) -> None:
         raise NotImplementedError
+
+    # Objects: generic versions over the hooks above (a check, then a plain write).
+
+    def _read_object(self, key: str) -> tuple[bytes, str]:
+        data = self._read(key, 0, None)
+        return data, _content_version(data)
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._read(key, 0, 0)
+        except FileNotFoundError:
+            return False
+        except StorageError as e:
+            if isinstance(e, FileNotFoundInReplicaError):
+                return False
+            raise
+        return True
+
+    def _put_object(self, key: str, data: bytes) -> None:
+        self._write(_Target("write", self.location(key)), key, _Source(data), dt.datetime.now(UTC))
+
+    def _create_object(self, key: str, data: bytes) -> bool:
+        if self._exists(key):
+            return False
+        self._put_object(key, data)
+        return True
+
+    def _replace_object(self, key: str, data: bytes, version: str) -> bool:
+        try:
+            current = self._read_object(key)[1]
+        except FileNotFoundError:
+            return False
+        if current != version:
+            return False
+        self._put_object(key, data)
+        return True
+
+
+def _content_version(data: bytes) -> str:
+    return f"crc32c:{int(crc32c.crc32c(data)):08x}:{len(data)}"
 
 
 class _RangedReader(io.RawIOBase):
@@ -564,9 +751,13 @@ class LocalReplicaClient(ReplicaClient):
 
     Writes go to ``<name>.<pid>.<random>.tmp`` in the target directory (mode
     ``file_mode``), are fsynced, get their atime/mtime set to the LTX timestamp (ns
-    exact), are renamed into place, and the directory is fsynced. Directories are
-    created with ``dir_mode``.
+    exact), are hard-linked to the final name (which fails if the name exists: an
+    atomic create-if-absent), the temporary name is removed and the directory is
+    fsynced. On a filesystem without hard links the final name is checked, then the
+    file renamed into place (not atomic). Directories are created with ``dir_mode``.
     """
+
+    conditional_writes = True
 
     def __init__(
         self,
@@ -620,8 +811,34 @@ class LocalReplicaClient(ReplicaClient):
         self._run(target, lambda: self._write_once(key, source, created_at))
 
     def _write_once(self, key: str, source: _Source, created_at: dt.datetime) -> None:
+        if not self._create(key, source, created_at):
+            raise FileExistsInReplicaError("the name is taken", path=key, op="write")
+
+    def _create(self, key: str, source: _Source, created_at: dt.datetime | None) -> bool:
+        """Write ``source`` to ``key`` if the name is free (False if not); durable and atomic."""
         folder = os.path.dirname(key)
         os.makedirs(folder, mode=self.dir_mode, exist_ok=True)
+        tmp = self._write_temp(key, source, created_at)
+        try:
+            try:
+                os.link(tmp, key)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in _NO_LINK_ERRNOS:
+                    raise
+                # No hard links here: check, then rename (another writer could slip in between).
+                if os.path.lexists(key):
+                    return False
+                os.replace(tmp, key)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        fsync_dir(folder)
+        return True
+
+    def _write_temp(self, key: str, source: _Source, created_at: dt.datetime | None) -> str:
+        """A fsynced temporary copy of ``source`` beside ``key`` (mtime ``created_at``); returns its path."""
         tmp = f"{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), self.file_mode)
         try:
@@ -634,15 +851,44 @@ class LocalReplicaClient(ReplicaClient):
                         shutil.copyfileobj(src, f, _COPY_CHUNK)
                 f.flush()
                 os.fsync(f.fileno())
-            ns = to_nanos(created_at)
-            # Set the time before the rename: the final name never has another mtime.
-            os.utime(tmp, ns=(ns, ns))
-            os.replace(tmp, key)
+            if created_at is not None:
+                ns = to_nanos(created_at)
+                # Set the time before the final name exists: it never has another mtime.
+                os.utime(tmp, ns=(ns, ns))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+        return tmp
+
+    @staticmethod
+    def _version(st: os.stat_result) -> str:
+        return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+    def _read_object(self, key: str) -> tuple[bytes, str]:
+        with open(key, "rb") as f:
+            data = f.read()
+            return data, self._version(os.fstat(f.fileno()))
+
+    def _create_object(self, key: str, data: bytes) -> bool:
+        return self._create(key, _Source(data), None)
+
+    def _replace_object(self, key: str, data: bytes, version: str) -> bool:
+        folder = os.path.dirname(key)
+        tmp = self._write_temp(key, _Source(data), None)
+        try:
+            try:
+                current = self._version(os.stat(key))
+            except FileNotFoundError:
+                return False
+            if current != version:
+                return False
+            os.replace(tmp, key)  # checked just before: not atomic against another writer
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         fsync_dir(folder)
+        return True
 
     def _read(self, key: str, offset: int, size: int | None) -> bytes:
         if size == 0:
@@ -682,6 +928,11 @@ class LocalReplicaClient(ReplicaClient):
     def _delete_all(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self._root)
+
+
+_NO_LINK_ERRNOS = frozenset(
+    e for e in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS)
+)
 
 
 # ----------------------------------------------------------------------------------------
@@ -776,7 +1027,14 @@ class S3ReplicaClient(ReplicaClient):
     Objects of up to ``multipart_threshold`` bytes go up in one PutObject; larger
     ones in a multipart upload of ``part_size`` parts with a full-object CRC32C.
     Every object carries metadata ``litestream-timestamp`` and ``x-amz-checksum-crc32c``.
+
+    Every PutObject and CompleteMultipartUpload carries ``If-None-Match: *`` (S3 then
+    answers 412 if the key exists); the owner record is replaced with ``If-Match``.
+    A store that answers ``NotImplemented`` to those headers gets plain writes from
+    then on (:attr:`conditional_writes` becomes False, with a warning).
     """
+
+    conditional_writes = True
 
     def __init__(
         self,
@@ -891,29 +1149,58 @@ class S3ReplicaClient(ReplicaClient):
             self._multipart(target, key, source, crc, created_at)
         self.fs.invalidate_cache(self.fs_path(key))
 
+    def _conditional_call(
+        self, method: str, condition: dict[str, str], **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """Call ``method`` with a conditional header; None when S3 says the condition failed (412).
+
+        A store that does not implement the header (501 ``NotImplemented``) is called
+        without it, now and from then on.
+        """
+        if self.conditional_writes:
+            try:
+                return self._call(method, **condition, **kwargs)
+            except Exception as exc:
+                code = _service_code(exc)
+                if code in ("PreconditionFailed", "412"):
+                    return None
+                if code not in ("NotImplemented", "501"):
+                    raise
+                self.conditional_writes = False
+                log.warning(
+                    "%s: the store does not support conditional writes (%s): writing without them; "
+                    "a second writer is then detected only by the owner record check",
+                    self.name,
+                    exc,
+                )
+        # Without conditions: check, then write (another writer may slip in between).
+        if "IfNoneMatch" in condition and self._exists(kwargs["Key"]):
+            return None
+        if "IfMatch" in condition:
+            try:
+                head = self._call("head_object", Key=kwargs["Key"])
+            except FileNotFoundError:
+                return None
+            if head.get("ETag") != condition["IfMatch"]:
+                return None
+        return self._call(method, **kwargs)
+
     def _put(self, key: str, source: _Source, crc: str, created_at: dt.datetime) -> None:
+        args: dict[str, Any] = {
+            "Key": key,
+            "ContentLength": source.size,
+            "ChecksumAlgorithm": "CRC32C",
+            "ChecksumCRC32C": crc,
+            **self._put_args(created_at),
+        }
         body = source.in_memory()
         if body is not None:
-            resp = self._call(
-                "put_object",
-                Key=key,
-                Body=body,
-                ContentLength=source.size,
-                ChecksumAlgorithm="CRC32C",
-                ChecksumCRC32C=crc,
-                **self._put_args(created_at),
-            )
+            resp = self._conditional_call("put_object", {"IfNoneMatch": "*"}, Body=body, **args)
         else:
             with source.open() as f:
-                resp = self._call(
-                    "put_object",
-                    Key=key,
-                    Body=f,
-                    ContentLength=source.size,
-                    ChecksumAlgorithm="CRC32C",
-                    ChecksumCRC32C=crc,
-                    **self._put_args(created_at),
-                )
+                resp = self._conditional_call("put_object", {"IfNoneMatch": "*"}, Body=f, **args)
+        if resp is None:
+            raise FileExistsInReplicaError("the key is taken (412 PreconditionFailed)", op="write")
         _check_put_response(resp, crc)
 
     def _multipart(
@@ -951,8 +1238,9 @@ class S3ReplicaClient(ReplicaClient):
                 parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32C": part_crc})
             done = self._run(
                 target,
-                lambda: self._call(
+                lambda: self._conditional_call(
                     "complete_multipart_upload",
+                    {"IfNoneMatch": "*"},
                     Key=key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
@@ -960,6 +1248,8 @@ class S3ReplicaClient(ReplicaClient):
                     ChecksumType="FULL_OBJECT",
                 ),
             )
+            if done is None:
+                raise FileExistsInReplicaError("the key is taken (412 PreconditionFailed)", op="write")
             _check_put_response(done, crc)
         except BaseException:
             try:
@@ -967,6 +1257,30 @@ class S3ReplicaClient(ReplicaClient):
             except Exception as exc:  # best effort; the original error matters more
                 log.warning("abort multipart upload of %s failed: %s", self.location(key), exc)
             raise
+
+    # objects beside the levels
+
+    def _read_object(self, key: str) -> tuple[bytes, str]:
+        return cast(tuple[bytes, str], self._sync(self._aget_versioned, key))
+
+    async def _aget_versioned(self, key: str) -> tuple[bytes, str]:
+        resp = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key)
+        async with resp["Body"] as body:
+            data: bytes = await body.read()
+        return data, str(resp.get("ETag") or _content_version(data))
+
+    def _create_object(self, key: str, data: bytes) -> bool:
+        resp = self._conditional_call("put_object", {"IfNoneMatch": "*"}, Key=key, Body=data)
+        self.fs.invalidate_cache(self.fs_path(key))
+        return resp is not None
+
+    def _replace_object(self, key: str, data: bytes, version: str) -> bool:
+        try:
+            resp = self._conditional_call("put_object", {"IfMatch": version}, Key=key, Body=data)
+        except FileNotFoundError:
+            return False  # deleted meanwhile (S3 answers 404 to If-Match on a missing key)
+        self.fs.invalidate_cache(self.fs_path(key))
+        return resp is not None
 
     # reading
 
@@ -1076,6 +1390,22 @@ def _is_invalid_range(exc: BaseException) -> bool:
             return True
         cur = cur.__cause__
     return False
+
+
+def _service_code(exc: BaseException) -> str | None:
+    """The S3 error code (or HTTP status as text) anywhere in an exception's cause chain."""
+    cur: BaseException | None = exc
+    seen: set[int] = set()
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        response = getattr(cur, "response", None)
+        if isinstance(response, dict):
+            code = (response.get("Error") or {}).get("Code")
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            if code or status:
+                return str(code or status)
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _check_put_response(resp: dict[str, Any], crc: str) -> None:

@@ -61,6 +61,19 @@ def ltx_key(scheme: str, root: str, level: int, min_txid: int, max_txid: int) ->
     return f"{level_dir(scheme, root, level)}/{format_filename(min_txid, max_txid)}"
 
 
+def root_object_key(scheme: str, root: str, name: str) -> str:
+    """The key of ``name``, an object that is not an LTX file, directly under the replica root.
+
+    It sits beside the level directories (``<root>/<name>``), where neither this
+    implementation nor Litestream lists LTX files, so both ignore it.
+    """
+    if "/" in name or not name or name in (".", ".."):
+        raise StorageError(f"invalid replica object name {name!r}")
+    if layout_style(scheme) == "hex":
+        return f"{root}/{name}"
+    return go_join(root, name)
+
+
 def parse_key(scheme: str, root: str, key: str) -> tuple[int, int, int] | None:
     """Inverse of :func:`ltx_key`: ``(level, min, max)`` if ``key`` is an LTX key under ``root``."""
     for level in LEVELS:

@@ -67,6 +67,7 @@ _TRANSIENT_CODES = frozenset(
         "EC2ThrottledException",
         "ServerBusy",
         "OperationTimedOut",
+        "ConditionalRequestConflict",  # 409: a concurrent conditional write to the key; S3 says retry
     }
 )
 _TRANSIENT_STATUS = frozenset({408, 425, 429})

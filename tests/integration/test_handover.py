@@ -118,6 +118,9 @@ def test_a_database_behind_its_replica_continues_the_chain(tmp_path: Path, targe
     restored = tmp_path / "elsewhere" / "app.db"
     _our_restore(target.url, restored)
     rep = Replicator(str(restored), target.url, log=tmp_path / "log")
+    # The copy may take the replica over while it is still the replica's latest state
+    # (docs/spec/ownership.md): the application writes once the replicator has claimed it.
+    wait_for(lambda: "taking over replica" in (tmp_path / "log").read_text(), what="the take-over")
     assert start_writer(restored, 401, 700, every=20, pause=0.02).wait(60) == 0
     assert rep.interrupt() == 0
     client = open_replica_client(target.url)

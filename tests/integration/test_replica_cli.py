@@ -126,7 +126,8 @@ def test_shutdown_with_uploads_pending_exits_1_and_keeps_the_files(
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_for(lambda: bool(s3_server.list_keys(bucket)), what="first upload")
+        # the first LTX file (the owner record, pylitestream-owner.json, comes before it)
+        wait_for(lambda: any(k.endswith(".ltx") for k in s3_server.list_keys(bucket)), what="first upload")
         proxy.fail_always(503, "SlowDown")
         assert start_writer(db, 1, 100, every=0).wait(60) == 0
         time.sleep(2)

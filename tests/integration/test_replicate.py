@@ -87,6 +87,7 @@ def test_sigkill_at_random_moments_never_loses_a_commit(tmp_path: Path, target: 
     restores = 0
     while writer.poll() is None:
         rep = Replicator(str(db), url, log=logf)
+        rep.wait_started()  # killed at random moments of its work, not of Python's start-up
         time.sleep(rnd.uniform(0.3, 1.5))
         rep.kill()
         time.sleep(rnd.uniform(0.0, 1.2))  # dead time: the application checkpoints and restarts the WAL
@@ -101,8 +102,10 @@ def test_sigkill_at_random_moments_never_loses_a_commit(tmp_path: Path, target: 
     time.sleep(2)
     assert rep.interrupt() == 0, logf.read_text()
     assert restores >= 3
-    # The hazard was really exercised: the WAL restarted while no replicator watched.
-    assert "restarted while not replicating" in logf.read_text()
+    # The hazard was really exercised: the WAL restarted (or was checkpointed away by the
+    # application's last connection) while no replicator watched.
+    log = logf.read_text()
+    assert "restarted while not replicating" in log or "wal has no header" in log
     out = tmp_path / "final.db"
     litestream.restore(url, out)
     assert integrity(out) == "ok"

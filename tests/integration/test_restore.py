@@ -52,6 +52,7 @@ from replica.restore import (
     plan_restore,
     restore,
 )
+from replica.restore.output import OutputState, TempOutput
 from replica.storage import ReplicaClient, open_replica_client
 from tests.integration import litestream, s3server
 from tests.ltxgen import chain_files, database_bytes, encode, histories
@@ -585,7 +586,7 @@ def test_a_file_claimed_full_that_is_not_fails_the_coverage_check(tmp_path: Path
     try:
         fetcher = execute._Fetcher(client, lying.files, fetcher_pool, window=4)
         page_size, commit = execute._preflight(client, lying)
-        tmp = execute._TempOutput(str(out))
+        tmp = TempOutput(str(out))
         try:
             with pytest.raises(CorruptBackupError, match="pages missing"):
                 execute._apply(client, lying, tmp.fd, page_size, commit, fetcher, lambda n: None)
@@ -599,19 +600,23 @@ def test_a_file_claimed_full_that_is_not_fails_the_coverage_check(tmp_path: Path
         restore(client, out, txid=3)
 
 
-def test_two_restores_cannot_share_the_temporary_file(tmp_path: Path, chain: Path) -> None:
+def test_two_restores_cannot_share_the_temporary_file(tmp_path: Path, chain: Path, vectors: Path) -> None:
     client = open_replica_client(f"file://{chain}")
     out = tmp_path / "out.db"
-    holder = execute._TempOutput(str(out))
+    want = (vectors / "dbs" / "chain_db4.db").read_bytes()
+    other = TempOutput(str(out))  # another restore of the same output, still writing
     try:
-        with pytest.raises(OutputExistsError, match="another restore"):
-            restore(client, out)
+        os.write(other.fd, b"the other restore")
+        restore(client, out)  # its own temporary file: no clash, and it is first to finish
+        with pytest.raises(OutputExistsError, match="appeared while the restore ran"):
+            other.publish(17, force=False, seen=OutputState())
+        assert Path(other.path).read_bytes() == b"the other restore"
     finally:
-        holder.discard()
-    restore(client, out)  # a stale <out>.tmp nobody holds is no obstacle
-    Path(str(out) + ".tmp").write_bytes(b"stale")
+        other.discard()
+    assert out.read_bytes() == want and leftovers(out) == [out.name]
+    Path(str(out) + ".tmp").write_bytes(b"stale")  # a name Litestream's restore uses: not ours
     restore(client, out, force=True)
-    assert leftovers(out) == [out.name]
+    assert out.read_bytes() == want and Path(str(out) + ".tmp").read_bytes() == b"stale"
 
 
 def test_is_full_image_leaves_out_the_lock_page() -> None:

@@ -26,9 +26,12 @@ import crc32c
 import fsspec
 import pytest
 
+from ltx.encoder import Encoder
 from ltx.fileinfo import FileInfo
+from ltx.header import FLAG_NO_CHECKSUM, Header
 from replica.errors import (
     FileNotFoundInReplicaError,
+    ForeignFileError,
     ReplicaURLError,
     StorageAccessDeniedError,
     StorageBackendMissingError,
@@ -764,3 +767,115 @@ def test_interop_litestream_s3_replica(
         assert parsed is not None, key
         assert client.key(*parsed) == key
     assert any(k.startswith(f"{root}/0000/") for k in keys)
+
+
+# ---------------------------------------------------------------------------------------
+# writes never replace a file: conditional creates, and the fence
+
+
+def real_ltx(txid: int, when: dt.datetime, pages: dict[int, bytes], commit: int = 4) -> bytes:
+    """A valid NoChecksum LTX file for one TXID holding ``pages`` (4096-byte pages)."""
+    ms = int((when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)).total_seconds() * 1000)
+    out = io.BytesIO()
+    enc = Encoder(out, Header(4096, commit, txid, txid, ms, flags=FLAG_NO_CHECKSUM))
+    for pgno in sorted(pages):
+        enc.write_page(pgno, pages[pgno])
+    enc.close()
+    return out.getvalue()
+
+
+PAGES = {2: b"\x01" * 4096, 3: b"\x02" * 4096}
+
+
+def test_writes_never_replace_another_writers_file(backend: Backend) -> None:
+    c = backend.client
+    ours = real_ltx(5, T0, PAGES)
+    c.write_file(0, 5, 5, ours)
+    assert c.write_file(0, 5, 5, ours).size == len(ours)  # our own earlier attempt: fine
+    theirs = real_ltx(5, T0, {2: b"\x09" * 4096})
+    with pytest.raises(ForeignFileError) as ei:
+        c.write_file(0, 5, 5, theirs)
+    err = ei.value
+    assert (err.level, err.txid) == (0, 5) and err.path == c.location(c.key(0, 5, 5))
+    assert err.replica == c.name and "another writer" in str(err) and "\n" not in str(err)
+    assert c.read_file(0, 5, 5) == ours, "the existing file was not touched"
+    # The client is fenced: nothing more is written or deleted through it.
+    assert c.fenced is err
+    with pytest.raises(ForeignFileError):
+        c.write_file(0, 6, 6, real_ltx(6, T0, PAGES))
+    with pytest.raises(ForeignFileError):
+        c.delete_files([FileInfo(0, 5, 5)])
+    assert [i.min_txid for i in c.list_files(0)] == [5]
+    assert c.read_file(0, 5, 5) == ours  # reads still work
+
+
+def test_the_same_state_written_again_is_accepted(backend: Backend) -> None:
+    """A compaction rerun writes the same pages, maybe with another header timestamp."""
+    c = backend.client
+    first = real_ltx(7, T0, PAGES)
+    c.write_file(1, 7, 7, first)
+    again = real_ltx(7, T0 + dt.timedelta(seconds=30), PAGES)
+    assert again != first
+    info = c.write_file(1, 7, 7, again)
+    assert info.created_at == T0, "the stored copy (and its timestamp) is kept"
+    assert c.read_file(1, 7, 7) == first and c.fenced is None
+
+
+def test_a_store_copy_written_before_our_retry_counts_as_ours(
+    s3_server: s3server.S3Server, s3_bucket: str
+) -> None:
+    """S3 answers 412 to the retry of a PUT whose first attempt landed: same bytes, success."""
+    c = open_replica_client(f"s3://{s3_bucket}/db?endpoint={s3_server.endpoint}", retry=FAST_RETRY)
+    data = real_ltx(2, T0, PAGES)
+    raw = s3_server.client()
+    raw.put_object(Bucket=s3_bucket, Key=c.key(0, 2, 2), Body=data)  # the attempt that landed
+    assert c.write_file(0, 2, 2, data).size == len(data)
+    head = raw.head_object(Bucket=s3_bucket, Key=c.key(0, 2, 2))
+    assert "litestream-timestamp" not in head.get("Metadata", {}), "not written a second time"
+    assert c.fenced is None
+
+
+def test_s3_multipart_upload_is_conditional(s3_server: s3server.S3Server, s3_bucket: str) -> None:
+    c = open_replica_client(
+        f"s3://{s3_bucket}/db?endpoint={s3_server.endpoint}", retry=FAST_RETRY, multipart_threshold=1024
+    )
+    assert isinstance(c, S3ReplicaClient)
+    big = {p: os.urandom(4096) for p in range(1, 1500)}
+    ours = real_ltx(1, T0, big, commit=1499)
+    assert len(ours) > 5 * 1024 * 1024  # more than one part
+    c.write_file(9, 1, 1, ours)
+    c.write_file(9, 1, 1, ours)
+    with pytest.raises(ForeignFileError):
+        c.write_file(9, 1, 1, real_ltx(1, T0, {**big, 7: b"\0" * 4096}, commit=1499))
+    assert c.read_file(9, 1, 1) == ours
+    assert s3_server.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_objects_beside_the_levels(backend: Backend) -> None:
+    c = backend.client
+    assert c.read_object("owner.json") is None
+    assert c.create_object("owner.json", b"one")
+    assert not c.create_object("owner.json", b"two")
+    found = c.read_object("owner.json")
+    assert found is not None and found[0] == b"one"
+    assert c.replace_object("owner.json", b"three", found[1])
+    assert not c.replace_object("owner.json", b"four", found[1]), "stale version"
+    assert c.read_object("owner.json") == (b"three", c.read_object("owner.json")[1])  # type: ignore[index]
+    assert "owner.json" in backend.raw_keys()
+    assert c.list_files(0) == []  # not an LTX file: never listed
+
+
+def test_store_without_conditional_writes(s3_server: s3server.S3Server, s3_bucket: str) -> None:
+    """A store answering 501 to If-None-Match gets plain writes, checked just before."""
+    proxy = s3server.FaultProxy(s3_server.endpoint)
+    try:
+        c = open_replica_client(f"s3://{s3_bucket}/db?endpoint={proxy.endpoint}", retry=FAST_RETRY)
+        proxy.fail(501, "NotImplemented", times=1)
+        ours = real_ltx(2, T0, PAGES)
+        c.write_file(0, 2, 2, ours)
+        assert c.conditional_writes is False
+        with pytest.raises(ForeignFileError):
+            c.write_file(0, 2, 2, real_ltx(2, T0, {2: b"\x07" * 4096}))
+        assert c.read_file(0, 2, 2) == ours
+    finally:
+        proxy.close()

@@ -434,3 +434,53 @@ def test_litestream_replica_on_s3(tmp_path: Path, target: Target) -> None:
     missing = target.url.replace("s3://", "s3://no-such-bucket-", 1)
     code, text = _verify(missing)
     assert code == 2, text
+
+
+# --- two writers ---------------------------------------------------------------------------
+
+
+def test_owner_record_in_the_report(healthy: Healthy) -> None:
+    ours = _report(f"file://{healthy.ours}")
+    assert ours.owner is not None and ours.owner["database"] == str(healthy.ours.parent / "py.db")
+    assert ours.owner["host"] == socket.gethostname() and ours.owner["tool"] == "pylitestream"
+    assert f"owner: database {healthy.ours.parent / 'py.db'} on host" in ours.summary()
+    assert ours.to_json()["owner"] == ours.owner
+    theirs = _report(f"file://{healthy.litestream}")
+    assert theirs.owner is None and theirs.to_json()["owner"] is None and "owner" not in theirs.summary()
+
+
+def _reencoded(path: Path, txid: int) -> bytes:
+    """The file at ``path`` as the level-0 file of ``txid``: same pages and WAL position."""
+    with path.open("rb") as f:
+        dec = Decoder(f)
+        out = io.BytesIO()
+        enc = Encoder(out, attrs.evolve(dec.header, min_txid=txid, max_txid=txid))
+        for pgno, page in dec:
+            enc.write_page(pgno, page)
+        enc.close()
+    return out.getvalue()
+
+
+def _incremental_from_wal(path: Path) -> bool:
+    with path.open("rb") as f:
+        h = Header.from_bytes(f.read(100))
+    return not _full(path) and h.wal_offset not in (0, 32)
+
+
+def test_two_writers_break_the_level0_chain(healthy: Healthy, tmp_path: Path) -> None:
+    """Another database's level-0 file in our history: it does not continue our WAL."""
+    rep = _copy(healthy.ours, tmp_path / "r")
+    url = f"file://{rep}"
+    files = _l0(rep)
+    # an incremental file with a predecessor, followed by another incremental file
+    victim = next(f for f, nxt in itertools.pairwise(files[1:]) if not _full(f) and not _full(nxt))
+    txid = parse_filename(victim.name)[0]
+    foreign = next(f for f in _l0(healthy.litestream) if _incremental_from_wal(f))
+    victim.unlink()
+    open_replica_client(url).write_file(0, txid, txid, _reencoded(foreign, txid))
+    code, text = _verify(url)
+    assert code == 1, text
+    report = _report(url)
+    chain = [f for f in report.errors if f.code == "chain"]
+    assert chain and (chain[0].level, chain[0].file, chain[0].txid) == (0, victim.name, txid), text
+    assert "two writers" in chain[0].message and "does not continue the history of" in chain[0].message

@@ -111,14 +111,18 @@ class Replicator:
             )
         )
 
-    def interrupt(self, timeout: float = 60) -> int:
-        """Ctrl-C, once the replicator handles it (a signal that arrives while the interpreter
-        is still starting kills the process before our handler exists: not what is tested)."""
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until the replicator runs (its signal handlers are installed) or has exited."""
         wait_for(
             lambda: self.proc.poll() is not None or _catches(self.proc.pid, signal.SIGTERM),
             timeout,
             "the replicator to install its signal handlers",
         )
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C, once the replicator handles it (a signal that arrives while the interpreter
+        is still starting kills the process before our handler exists: not what is tested)."""
+        self.wait_started(timeout)
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout)
 

@@ -17,6 +17,16 @@ Properties:
   cursors and all) reaches the goal, the planner returns exactly its plan;
 * :func:`probe_candidates` returns exactly the files whose being a full image would
   make planning succeed, best start first.
+
+With page-size changes (some TXIDs where the database starts over at another page
+size, with a full image there, or, as damage, without one):
+
+* every plan has one page size, that of the state at the goal, and ends at the goal;
+  it exists iff the model reaches the goal over the files of that size; when only a
+  chain across a change would, the error is :class:`PageSizeChangeError`;
+* where Litestream's plan reaches the goal without crossing a change, it is the plan;
+* a caller that starts knowing only the sizes of the files ending at the goal and
+  learns those of each plan's files ends at the plan full knowledge gives.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from replica.restore import (
     plan_restore,
     probe_candidates,
 )
+from replica.restore.plan import PageSizeChangeError, goal_files
 
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 US = dt.timedelta(microseconds=1)
@@ -163,8 +174,10 @@ def model_goal(files: Sequence[FileInfo], target: RestoreTarget) -> int | None:
     return max((f.max_txid for f in admitted), default=None)
 
 
-def model_reachable(files: Sequence[FileInfo], target: RestoreTarget, full: frozenset[FileInfo]) -> bool:
-    goal = model_goal(files, target)
+def model_reachable(
+    files: Sequence[FileInfo], target: RestoreTarget, full: frozenset[FileInfo], goal: int | None = None
+) -> bool:
+    goal = model_goal(files, target) if goal is None else goal
     if goal is None:
         return False
     admitted = [f for f in files if target.admits(f)]
@@ -245,10 +258,13 @@ def cases(draw: st.DrawFn) -> tuple[Replica, RestoreTarget]:
 
 
 def _plan_or_none(
-    listing: dict[int, list[FileInfo]], target: RestoreTarget, full: FullImages
+    listing: dict[int, list[FileInfo]],
+    target: RestoreTarget,
+    full: FullImages,
+    sizes: dict[FileInfo, int] | None = None,
 ) -> RestorePlan | None:
     try:
-        return plan_restore(listing, target, full_images=full)
+        return plan_restore(listing, target, full_images=full, page_sizes=sizes)
     except RestorePlanError:
         return None
 
@@ -572,3 +588,169 @@ def test_listing_order_does_not_matter() -> None:
     assert plan_restore(shuffled, RestoreTarget.at_txid(10)) == plan_restore(
         listing_of(files), RestoreTarget.at_txid(10)
     )
+
+
+# --- page-size changes ----------------------------------------------------------------------
+
+
+PAGE_SIZES = (1024, 4096, 8192)
+
+
+@attrs.frozen
+class SizedReplica:
+    """A replica whose database changed page size at ``changes`` (a full image there unless damaged)."""
+
+    n: int
+    times: tuple[dt.datetime, ...]
+    files: tuple[FileInfo, ...]
+    full: frozenset[FileInfo]
+    sizes: dict[FileInfo, int]
+    changes: tuple[int, ...]
+    damaged: frozenset[int]
+
+    def listing(self) -> dict[int, list[FileInfo]]:
+        return listing_of(self.files)
+
+
+@st.composite
+def sized_replicas(draw: st.DrawFn) -> SizedReplica:
+    rep = draw(replicas())
+    changes = sorted(draw(st.sets(st.integers(2, rep.n), max_size=3))) if rep.n >= 2 else []
+    damaged = frozenset(draw(st.sets(st.sampled_from(changes), max_size=1))) if changes else frozenset()
+    seq = [draw(st.sampled_from(PAGE_SIZES))]
+    for _ in changes:
+        seq.append(draw(st.sampled_from([s for s in PAGE_SIZES if s != seq[-1]])))
+
+    def size_at(t: int) -> int:
+        return seq[sum(1 for c in changes if c <= t)]
+
+    def spans(f: FileInfo, c: int) -> bool:
+        return f.min_txid < c <= f.max_txid
+
+    # a run across a damaged change cannot be compacted, nor a snapshot taken after it
+    files = [f for f in rep.files if not any(spans(f, c) for c in damaged)]
+    # a run across a good change is merged into a full image of the new size
+    full = {f for f in rep.full if f in files and not (f.level == 0 and f.min_txid in damaged)}
+    full |= {f for f in files for c in changes if c not in damaged and spans(f, c)}
+    full |= {f for f in files if f.level == 0 and f.min_txid in changes and f.min_txid not in damaged}
+    sizes = {f: size_at(f.max_txid) for f in files}
+    return SizedReplica(rep.n, rep.times, tuple(files), frozenset(full), sizes, tuple(changes), damaged)
+
+
+@st.composite
+def sized_cases(draw: st.DrawFn) -> tuple[SizedReplica, RestoreTarget]:
+    rep = draw(sized_replicas())
+    plain = Replica(rep.n, rep.times, rep.files, rep.full)
+    return rep, draw(targets(plain))
+
+
+def _size_at_goal(rep: SizedReplica, target: RestoreTarget) -> int | None:
+    goal = model_goal(rep.files, target)
+    ends = [f for f in rep.files if f.max_txid == goal and target.admits(f)]
+    return rep.sizes[ends[0]] if ends else None
+
+
+@given(sized_cases())
+def test_plans_have_one_page_size_and_end_at_the_goal(case: tuple[SizedReplica, RestoreTarget]) -> None:
+    rep, target = case
+    listing = rep.listing()
+    goal = model_goal(rep.files, target)
+    size = _size_at_goal(rep, target)
+    same = [f for f in rep.files if rep.sizes[f] == size]
+    reachable = size is not None and model_reachable(same, target, rep.full, goal)
+    across = model_reachable(rep.files, target, rep.full)
+    try:
+        plan = plan_restore(listing, target, full_images=rep.full, page_sizes=rep.sizes)
+    except PageSizeChangeError as e:
+        assert not reachable and across, f"{e}"
+        assert e.new_size == size and e.old_size != size and e.txid is not None and e.level is not None
+        return
+    except RestorePlanError as e:
+        assert not reachable and not across, f"the model reaches the goal but the planner said: {e}"
+        return
+    assert reachable, f"planner found {names(plan)} but the model says unreachable"
+    assert {rep.sizes[f] for f in plan.files} == {size}
+    assert plan.txid == goal and plan.files[-1].max_txid == goal
+    check_contiguous(plan.files)
+    assert plan.start.min_txid == 1 or plan.start in rep.full
+    assert all(target.admits(f) for f in plan.files)
+    assert all(f.level <= 8 for f in plan.files[1:])
+
+
+@given(sized_cases())
+def test_litestream_plan_when_it_has_one_page_size(case: tuple[SizedReplica, RestoreTarget]) -> None:
+    rep, target = case
+    listing = rep.listing()
+    try:
+        expected = litestream_plan(listing, target.txid or 0, target.timestamp)
+    except (LitestreamGapError, LitestreamTxNotAvailableError):
+        return
+    if expected[-1].max_txid != model_goal(rep.files, target):
+        return
+    plan = _plan_or_none(listing, target, rep.full, rep.sizes)
+    if len({rep.sizes[f] for f in expected}) == 1:
+        assert plan is not None and plan.files == tuple(expected) and plan.litestream_compatible
+    else:
+        assert plan is None or not plan.litestream_compatible
+
+
+@given(sized_cases())
+def test_learning_the_sizes_of_each_plan_ends_at_the_plan_full_knowledge_gives(
+    case: tuple[SizedReplica, RestoreTarget],
+) -> None:
+    rep, target = case
+    listing = rep.listing()
+    full_knowledge = _plan_or_none(listing, target, rep.full, rep.sizes)
+    known = {f: rep.sizes[f] for f in goal_files(listing, target)}
+    plan: RestorePlan | None = None
+    for _ in range(len(rep.files) + 1):
+        plan = _plan_or_none(listing, target, rep.full, known)
+        if plan is None:
+            break
+        # every plan agrees with what is known: its known sizes are one
+        assert len({known[f] for f in plan.files if f in known}) <= 1
+        unknown = [f for f in plan.files if f not in known]
+        if not unknown:
+            break
+        known.update((f, rep.sizes[f]) for f in unknown)
+    assert plan == full_knowledge
+
+
+@given(sized_cases())
+def test_probe_candidates_with_page_sizes_are_exactly_the_useful_starts(
+    case: tuple[SizedReplica, RestoreTarget],
+) -> None:
+    rep, target = case
+    listing = rep.listing()
+    known = rep.full
+    cands = probe_candidates(listing, target, full_images=known, page_sizes=rep.sizes)
+    base = _plan_or_none(listing, target, known, rep.sizes)
+    for f in rep.files:
+        if f.min_txid == 1 or f in known or not target.admits(f):
+            assert f not in cands
+            continue
+        useful = _plan_or_none(listing, target, known | {f}, rep.sizes) is not None
+        if base is None:
+            assert (f in cands) == useful, f"{f} useful={useful}"
+        elif f in cands:
+            assert useful
+
+
+def test_a_change_after_the_snapshot_starts_the_plan_at_the_full_image() -> None:
+    """The issue's replica: a 4096-byte snapshot, then an 8192-byte full image in L0."""
+    files = [fi(9, 1, 5), *(fi(0, i, i) for i in range(1, 9)), fi(1, 1, 4)]
+    sizes = {f: 4096 if f.max_txid < 6 else 8192 for f in files}
+    listing = listing_of(files)
+    assert names(plan_restore(listing)) == ["9:1-5", "0:6-6", "0:7-7", "0:8-8"]  # Litestream's
+    plan = plan_restore(listing, full_images={fi(0, 6, 6)}, page_sizes=sizes)
+    assert names(plan) == ["0:6-6", "0:7-7", "0:8-8"] and not plan.litestream_compatible
+    assert names(plan_restore(listing, RestoreTarget.at_txid(5), page_sizes=sizes)) == ["9:1-5"]
+    assert probe_candidates(listing, page_sizes=sizes)[-1] == fi(0, 6, 6)
+    with pytest.raises(PageSizeChangeError, match="from 4096 to 8192 bytes at L0 0000000000000006") as e:
+        plan_restore(listing, page_sizes=sizes)
+    assert (e.value.level, e.value.txid) == (0, 6)
+    # unknown sizes exclude nothing: the plan agrees with what is known
+    partial = {fi(0, 8, 8): 8192, fi(0, 7, 7): 8192}
+    assert names(plan_restore(listing, page_sizes=partial)) == ["9:1-5", "0:6-6", "0:7-7", "0:8-8"]
+    partial[fi(9, 1, 5)] = 4096
+    assert names(plan_restore(listing, page_sizes=partial))[0] == "1:1-4"

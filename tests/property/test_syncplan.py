@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replica.syncplan import NO_SALTS, Action, LastSync, WALView, plan_sync
+from replica.syncplan import NO_SALTS, Action, LastSync, SyncPlan, WALView, plan_sync
 
 u32 = st.integers(0, 2**32 - 1)
 salts = st.tuples(u32, u32).filter(lambda s: s != NO_SALTS)
@@ -67,3 +67,30 @@ def test_a_wal_that_appeared_after_a_snapshot_of_a_database_without_one(
 ) -> None:
     p = plan_sync(_last(NO_SALTS, end=32), WALView(s, 4152), trusted=trusted)
     assert p.action is (Action.CONTINUE if trusted else Action.SNAPSHOT)
+
+
+@given(salts, st.booleans(), st.booleans())
+def test_another_database_file_always_means_a_snapshot(
+    s: tuple[int, int], trusted: bool, match: bool
+) -> None:
+    """Whatever the WAL says, even an exact continuation: the file is not the one the last L0 came from."""
+    last = _last(s)
+    why = "database file replaced (file 1:2 is now 1:3)"
+    nxt = ((s[0] + 1) & 0xFFFFFFFF, 7)
+    for view in (WALView(s, last.end_offset + 4120), WALView(None, 0), WALView(nxt, 4152)):
+        p = plan_sync(last, view, trusted=trusted, last_frame_matches=match, file_change=why)
+        assert (p.action, p.reason) == (Action.SNAPSHOT, why)
+
+
+@given(salts, st.booleans(), st.sampled_from([512, 1024, 2048, 8192, 65536]))
+def test_another_page_size_always_means_a_snapshot(s: tuple[int, int], trusted: bool, page_size: int) -> None:
+    def plan(known: int, now: int) -> SyncPlan:
+        last = LastSync(txid=9, end_offset=32 + 5 * 4120, salts=s, commit=10, page_size=known)
+        view = WALView(s, last.end_offset + 4120)
+        return plan_sync(last, view, trusted=trusted, last_frame_matches=True, page_size=now)
+
+    p = plan(4096, page_size)
+    assert p.action is Action.SNAPSHOT and p.reason == f"page size changed from 4096 to {page_size}"
+    # The same page size, or one not known on either side, leaves the decision to the WAL.
+    for known, now in ((4096, 4096), (0, page_size), (4096, 0)):
+        assert (plan(known, now).action, plan(known, now).offset) == (Action.CONTINUE, 32 + 5 * 4120)
