@@ -4,7 +4,9 @@ Modules, one concept each: :mod:`ltx.layout` (byte layouts as data),
 :mod:`ltx.header`, :mod:`ltx.page`, :mod:`ltx.index`, :mod:`ltx.trailer`,
 :mod:`ltx.checksum`, :mod:`ltx.encoder`, :mod:`ltx.decoder`,
 :mod:`ltx.compactor`, :mod:`ltx.database` (SQLite files: snapshot and apply),
-:mod:`ltx.names`, :mod:`ltx.pos`, :mod:`ltx.fileinfo`, :mod:`ltx.errors`.
+:mod:`ltx.fullimage` (which files hold a whole database), :mod:`ltx.snapshot`
+(rewriting one as a snapshot), :mod:`ltx.names`, :mod:`ltx.pos`, :mod:`ltx.fileinfo`,
+:mod:`ltx.errors`.
 """
 
 from typing import TYPE_CHECKING
@@ -17,11 +19,13 @@ if TYPE_CHECKING:
     from ltx.encoder import Encoder
     from ltx.errors import LTXError
     from ltx.fileinfo import FileInfo, is_contiguous
+    from ltx.fullimage import is_full_image, is_full_image_file
     from ltx.header import FLAG_NO_CHECKSUM, Header
     from ltx.index import PageIndexEntry
-    from ltx.names import format_filename, lock_pgno, parse_filename
+    from ltx.names import SNAPSHOT_LEVEL, format_filename, lock_pgno, parse_filename
     from ltx.page import PageHeader
     from ltx.pos import CHECKSUM_FLAG, TXID, Checksum, Pos
+    from ltx.snapshot import rewrite_as_snapshot
     from ltx.trailer import Trailer
 
 __version__ = "0.1.0"
@@ -44,6 +48,7 @@ _HOMES = {
     "PageHeader": "ltx.page",
     "PageIndexEntry": "ltx.index",
     "Pos": "ltx.pos",
+    "SNAPSHOT_LEVEL": "ltx.names",
     "TXID": "ltx.pos",
     "Trailer": "ltx.trailer",
     "apply_files": "ltx.database",
@@ -53,12 +58,15 @@ _HOMES = {
     "encode_db": "ltx.database",
     "format_filename": "ltx.names",
     "is_contiguous": "ltx.fileinfo",
+    "is_full_image": "ltx.fullimage",
+    "is_full_image_file": "ltx.fullimage",
     "lock_pgno": "ltx.names",
     "page_checksum": "ltx.checksum",
     "parse_filename": "ltx.names",
     "read_db_info": "ltx.database",
     "read_page": "ltx.decoder",
     "read_page_index": "ltx.decoder",
+    "rewrite_as_snapshot": "ltx.snapshot",
 }
 
 
@@ -76,6 +84,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "CHECKSUM_FLAG",
     "FLAG_NO_CHECKSUM",
+    "SNAPSHOT_LEVEL",
     "TXID",
     "Checksum",
     "CompactResult",
@@ -98,10 +107,13 @@ __all__ = [
     "encode_db",
     "format_filename",
     "is_contiguous",
+    "is_full_image",
+    "is_full_image_file",
     "lock_pgno",
     "page_checksum",
     "parse_filename",
     "read_db_info",
     "read_page",
     "read_page_index",
+    "rewrite_as_snapshot",
 ]

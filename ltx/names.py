@@ -1,8 +1,9 @@
-"""LTX file names and the SQLite lock page.
+"""LTX file names, the level that holds snapshots, and the SQLite lock page.
 
 A file name is ``<min>-<max>.ltx`` with both TXIDs as exactly 16 lowercase hex
 digits. Parsing accepts only that spelling, so temporary files and foreign
-names never pass for LTX files in a listing.
+names never pass for LTX files in a listing. Litestream files them by level:
+0 (one file per sync), 1..8 (compactions) and :data:`SNAPSHOT_LEVEL`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import re
 
 from ltx.errors import FilenameError
+
+SNAPSHOT_LEVEL = 9
+"""The level of Litestream's snapshots: every file there is ``1-<TXID>``, a full image."""
 
 PENDING_BYTE = 0x40000000
 """Byte offset of SQLite's lock range; the page holding it is never stored."""

@@ -30,10 +30,8 @@ from ltx.decoder import Decoder
 from ltx.errors import LTXError
 from ltx.fileinfo import FileInfo
 from ltx.header import Header
-from ltx.names import format_filename, lock_pgno
+from ltx.names import SNAPSHOT_LEVEL, format_filename, lock_pgno
 from model.state import DatabaseState
-
-SNAPSHOT_LEVEL = 9
 
 
 class ReplicaFileError(ValueError):

@@ -47,10 +47,19 @@ from ltx.errors import LTXError
 from ltx.fileinfo import FileInfo
 from ltx.header import FLAG_NO_CHECKSUM, Header
 from ltx.layout import HEADER_SIZE
-from replica.index import ReplicaIndex
-from replica.levels import (
+from replica.defaults import (
+    DEFAULT_L0_RETENTION,
+    DEFAULT_L0_RETENTION_CHECK_INTERVAL,
     DEFAULT_LEVEL_INTERVALS,
     DEFAULT_SNAPSHOT_INTERVAL,
+    DEFAULT_SNAPSHOT_RETENTION,
+    ERROR_LOG_EVERY,
+    NOT_READY_RETRY,
+    NOT_READY_TIMEOUT,
+    seconds,
+)
+from replica.index import ReplicaIndex
+from replica.levels import (
     MAX_COMPACTION_LEVEL,
     SNAPSHOT_LEVEL,
     LevelJob,
@@ -62,8 +71,6 @@ from replica.restore.errors import RestorePlanError
 from replica.restore.plan import LATEST, Listing, RestorePlan
 from replica.restore.probe import FileFacts, plan_with_probes, read_file_header
 from replica.retention import (
-    DEFAULT_L0_RETENTION,
-    DEFAULT_SNAPSHOT_RETENTION,
     RetentionDecision,
     RetentionSettings,
     plan_retention,
@@ -80,9 +87,6 @@ from replica.storage.timestamps import EPOCH
 log = logging.getLogger("replica.compaction")
 
 UTC = dt.UTC
-DEFAULT_L0_RETENTION_CHECK_INTERVAL = dt.timedelta(seconds=15)
-NOT_READY_RETRY = dt.timedelta(seconds=1)
-NOT_READY_TIMEOUT = dt.timedelta(seconds=30)
 _SMALL_BUFFER = 64 * 1024
 _LARGE_BUFFER = 8 * 1024 * 1024
 TEMP_PREFIX = "compact-"
@@ -446,7 +450,7 @@ class Scheduler:
     Errors are logged (at most every 30 s per job) and the job waits for its next time.
     """
 
-    LOG_EVERY = 30.0
+    LOG_EVERY = seconds(ERROR_LOG_EVERY)
 
     def __init__(self, compactor: Compactor, start: dt.datetime | None = None) -> None:
         self.compactor = compactor

@@ -41,7 +41,6 @@ import attrs
 
 from ltx.errors import LTXError
 from replica.compaction import (
-    DEFAULT_L0_RETENTION_CHECK_INTERVAL,
     CompactionOptions,
     Compactor,
     RetentionResult,
@@ -49,18 +48,30 @@ from replica.compaction import (
     Scheduler,
     is_compaction_temp,
 )
+from replica.defaults import (
+    DEFAULT_L0_RETENTION,
+    DEFAULT_L0_RETENTION_CHECK_INTERVAL,
+    DEFAULT_LEVEL_INTERVALS,
+    DEFAULT_MAX_SYNC_LTX_FILES,
+    DEFAULT_SHUTDOWN_SYNC_INTERVAL,
+    DEFAULT_SHUTDOWN_SYNC_TIMEOUT,
+    DEFAULT_SNAPSHOT_INTERVAL,
+    DEFAULT_SNAPSHOT_RETENTION,
+    DEFAULT_SYNC_INTERVAL,
+    ERROR_LOG_EVERY,
+    MAX_ERROR_BACKOFF,
+    seconds,
+)
 from replica.index import ReplicaIndex
 from replica.l0 import L0File
-from replica.levels import DEFAULT_LEVEL_INTERVALS, DEFAULT_SNAPSHOT_INTERVAL
 from replica.monitor import Database, DatabaseNotReadyError, DBOptions
-from replica.retention import DEFAULT_L0_RETENTION, DEFAULT_SNAPSHOT_RETENTION
 from replica.storage import ReplicaClient
 from replica.uploader import Uploader
 
 log = logging.getLogger("replica")
 
-MAX_BACKOFF = 300.0
-LOG_EVERY = 30.0
+MAX_BACKOFF = seconds(MAX_ERROR_BACKOFF)
+LOG_EVERY = seconds(ERROR_LOG_EVERY)
 
 
 def _intervals(value: Iterable[dt.timedelta]) -> tuple[dt.timedelta, ...]:
@@ -81,10 +92,10 @@ class ReplicationOptions:
     """
 
     db: DBOptions = attrs.field(factory=DBOptions)
-    sync_interval: float = 1.0
-    max_batch: int = 256
-    shutdown_timeout: float = 30.0
-    shutdown_interval: float = 0.5
+    sync_interval: float = seconds(DEFAULT_SYNC_INTERVAL)
+    max_batch: int = DEFAULT_MAX_SYNC_LTX_FILES
+    shutdown_timeout: float = seconds(DEFAULT_SHUTDOWN_SYNC_TIMEOUT)
+    shutdown_interval: float = seconds(DEFAULT_SHUTDOWN_SYNC_INTERVAL)
     levels: tuple[dt.timedelta, ...] = attrs.field(default=DEFAULT_LEVEL_INTERVALS, converter=_intervals)
     snapshot_interval: dt.timedelta = DEFAULT_SNAPSHOT_INTERVAL
     snapshot_retention: dt.timedelta = DEFAULT_SNAPSHOT_RETENTION

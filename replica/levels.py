@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 
 from ltx.fileinfo import FileInfo
+from ltx.names import SNAPSHOT_LEVEL as SNAPSHOT_LEVEL
 from replica.restore.plan import LATEST, RestorePlan, plan_restore
 
 UTC = dt.UTC
@@ -47,15 +48,7 @@ GO_ZERO_TIME = dt.datetime(1, 1, 1, tzinfo=UTC)
 """Go's zero ``time.Time`` (January 1, year 1, UTC): the origin ``time.Truncate`` counts from."""
 _US = dt.timedelta(microseconds=1)
 
-SNAPSHOT_LEVEL = 9
 MAX_COMPACTION_LEVEL = 8
-DEFAULT_LEVEL_INTERVALS: tuple[dt.timedelta, ...] = (
-    dt.timedelta(seconds=30),
-    dt.timedelta(minutes=5),
-    dt.timedelta(hours=1),
-)
-"""L1, L2, L3 (Litestream 0.5's defaults)."""
-DEFAULT_SNAPSHOT_INTERVAL = dt.timedelta(hours=24)
 
 Listing = Mapping[int, Iterable[FileInfo]]
 """Every level's files, ``{level: [FileInfo, ...]}``; a missing level is empty."""

@@ -44,6 +44,15 @@ from ltx.decoder import Decoder, read_page, read_page_index
 from ltx.errors import LTXError
 from ltx.names import is_filename, parse_filename
 from replica import identity
+from replica.config.paths import default_meta_path
+from replica.defaults import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
+    DEFAULT_MONITOR_INTERVAL,
+    DEFAULT_TRUNCATE_PAGE_N,
+    seconds,
+)
 from replica.errors import ReplicaError
 from replica.identity import Change, ChangeKind, FileId, Identity
 from replica.l0 import L0File, is_l0_temp, read_wal_header, scan_wal, write_l0
@@ -77,17 +86,12 @@ class DBOptions:
 
     meta_path: str | None = None
     """Default: ``.<name>-litestream`` beside the database."""
-    monitor_interval: float = 1.0
-    checkpoint_interval: float = 60.0
+    monitor_interval: float = seconds(DEFAULT_MONITOR_INTERVAL)
+    checkpoint_interval: float = seconds(DEFAULT_CHECKPOINT_INTERVAL)
     """Seconds of database-file idleness before a PASSIVE checkpoint; 0 turns it off."""
-    busy_timeout: float = 1.0
-    min_checkpoint_page_count: int = 1000
-    truncate_page_n: int = 121359
-
-
-def default_meta_path(db_path: str) -> str:
-    d, base = os.path.split(os.path.abspath(db_path))
-    return os.path.join(d, f".{base}-litestream")
+    busy_timeout: float = seconds(DEFAULT_BUSY_TIMEOUT)
+    min_checkpoint_page_count: int = DEFAULT_MIN_CHECKPOINT_PAGE_COUNT
+    truncate_page_n: int = DEFAULT_TRUNCATE_PAGE_N
 
 
 def wal_bytes(pages: int, page_size: int) -> int:

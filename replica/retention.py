@@ -51,11 +51,10 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from ltx.fileinfo import FileInfo
+from ltx.names import SNAPSHOT_LEVEL
+from replica.defaults import DEFAULT_L0_RETENTION, DEFAULT_SNAPSHOT_RETENTION
 
-SNAPSHOT_LEVEL = 9
 EXTENSION_LEVELS = range(9)
-DEFAULT_SNAPSHOT_RETENTION = dt.timedelta(hours=24)
-DEFAULT_L0_RETENTION = dt.timedelta(minutes=5)
 MAX_L0_ATTEMPTS = 6
 """How many L0 deletion end points are tried against the check per decision."""
 _EPS = dt.timedelta(microseconds=1)

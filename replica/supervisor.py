@@ -13,9 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ltx.decoder import read_header
 from ltx.errors import LTXError
-from ltx.header import Header
-from ltx.layout import HEADER_SIZE
 from replica.daemon import Replication
 from replica.metrics import REGISTRY
 
@@ -41,7 +40,7 @@ def report_replica_metrics(rep: Replication, now: float | None = None) -> None:
     if pending:
         try:
             with open(pending[0][1], "rb") as f:
-                lag = max(0.0, now - Header.from_bytes(f.read(HEADER_SIZE)).timestamp / 1000)
+                lag = max(0.0, now - read_header(f).timestamp / 1000)
         except (OSError, LTXError):
             lag = 0.0
     REGISTRY.set("litestream_replication_lag_seconds", lag, db=rep.db.path)

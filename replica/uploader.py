@@ -32,50 +32,26 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
 
-import attrs
-
-from ltx.decoder import Decoder, read_page_index
-from ltx.encoder import Encoder
 from ltx.errors import LTXError
-from ltx.names import lock_pgno
+from ltx.fullimage import is_full_image_file
+from ltx.names import SNAPSHOT_LEVEL
+from ltx.snapshot import rewrite_as_snapshot
+from replica.defaults import DEFAULT_MAX_SYNC_LTX_FILES, DEFAULT_UPLOAD_CONCURRENCY
 from replica.errors import OwnershipError, StorageError
 from replica.index import ReplicaIndex
 from replica.monitor import Database
 from replica.ownership import OwnershipGuard
-from replica.storage import SNAPSHOT_LEVEL, ReplicaClient
+from replica.storage import ReplicaClient
 
 log = logging.getLogger("replica.uploader")
 
 LEVELS = range(0, SNAPSHOT_LEVEL + 1)
 
-MAX_CONCURRENT_UPLOADS = 8
+MAX_CONCURRENT_UPLOADS = DEFAULT_UPLOAD_CONCURRENCY
 UPLOAD_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_UPLOADS)
 """Shared by every database in the process: at most this many L0 uploads run at once,
 so memory and connections stay bounded however many databases are replicated."""
-
-
-def is_full_image(path: str) -> bool:
-    """Whether the LTX file at ``path`` holds every page ``1..commit`` (lock page aside)."""
-    with open(path, "rb") as f:
-        info = read_page_index(f, path=path)
-    h = info.header
-    expected = h.commit - (1 if h.commit >= lock_pgno(h.page_size) else 0)
-    return len(info.index) == expected
-
-
-def rewrite_as_snapshot(src: BinaryIO, out: BinaryIO) -> None:
-    """Copy a full-image LTX file as a snapshot: the same pages, with ``min_txid`` 1.
-
-    Only the header changes, but the file checksum covers it, so the file is re-encoded.
-    """
-    dec = Decoder(src)
-    enc = Encoder(out, attrs.evolve(dec.header, min_txid=1, pre_apply_checksum=0))
-    for pgno, page in dec:
-        enc.write_page(pgno, page)
-    assert dec.trailer is not None
-    enc.close(None if dec.header.no_checksum else dec.trailer.post_apply_checksum)
 
 
 class Uploader:
@@ -86,7 +62,7 @@ class Uploader:
         db: Database,
         client: ReplicaClient,
         *,
-        max_batch: int = 256,
+        max_batch: int = DEFAULT_MAX_SYNC_LTX_FILES,
         index: ReplicaIndex | None = None,
         keep_local: bool = False,
     ) -> None:
@@ -200,7 +176,7 @@ class Uploader:
         if txid <= pos:
             return False
         try:
-            full = is_full_image(path)
+            full = is_full_image_file(path)
         except (LTXError, OSError):
             full = False
         if not full:

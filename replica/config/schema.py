@@ -24,6 +24,7 @@ from replica.config.defaults import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_L0_RETENTION,
     DEFAULT_L0_RETENTION_CHECK_INTERVAL,
+    DEFAULT_LEVEL_INTERVALS,
     DEFAULT_MAX_SYNC_LTX_FILES,
     DEFAULT_MAX_SYNC_WAL_BYTES,
     DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
@@ -187,11 +188,7 @@ class LevelConfig:
     interval: dt.timedelta = dt.timedelta(0)
 
 
-DEFAULT_LEVELS: Final = (
-    LevelConfig(dt.timedelta(seconds=30)),
-    LevelConfig(dt.timedelta(minutes=5)),
-    LevelConfig(dt.timedelta(hours=1)),
-)
+DEFAULT_LEVELS: Final = tuple(LevelConfig(interval) for interval in DEFAULT_LEVEL_INTERVALS)
 
 
 @attrs.frozen

@@ -4,9 +4,10 @@
   level and a :class:`RestoreTarget` into a :class:`RestorePlan`; Litestream 0.5's
   rule first, and any full database image as a start when that rule fails.
 * :mod:`replica.restore.execute` (I/O): :func:`restore` lists, plans, fetches in
-  parallel, writes a temporary file beside the output and publishes it without
-  replacing anything that appeared meanwhile (:mod:`replica.restore.output`);
-  :func:`calc_restore_plan` plans only.
+  parallel (:mod:`replica.restore.fetch`), applies the pages to a temporary file beside
+  the output (:mod:`replica.restore.apply`) and publishes it without replacing anything
+  that appeared meanwhile (:mod:`replica.restore.output`); :func:`calc_restore_plan`
+  plans only.
 * :mod:`replica.restore.probe` (I/O): the header and page-index facts the planner needs.
 * :mod:`replica.restore.errors`: the :class:`RestoreError` hierarchy.
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
         TxNotAvailableError,
     )
     from replica.restore.execute import (
-        CHUNK_SIZE,
         INTEGRITY_CHECKS,
         MAX_PROBES,
         RestoreResult,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         probe_full_image,
         restore,
     )
+    from replica.restore.fetch import CHUNK_SIZE
     from replica.restore.plan import (
         LATEST,
         FullImages,
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "CHUNK_SIZE": "replica.restore.execute",
+    "CHUNK_SIZE": "replica.restore.fetch",
     "CorruptBackupError": "replica.restore.errors",
     "FullImages": "replica.restore.plan",
     "INTEGRITY_CHECKS": "replica.restore.execute",

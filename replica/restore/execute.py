@@ -7,31 +7,16 @@ the CLI's JSON ``txid``).
 
 Design choices:
 
-* **Apply file by file, in plan order**, into the temporary output: every page of
-  every file is decoded once and written with ``pwrite`` at ``(pgno-1)*pageSize``;
-  a later file's copy of a page overwrites an earlier one, pages past the final
-  Commit are not written, and the file is finally truncated (or extended) to
-  exactly ``Commit`` pages, so the lock page reads as zeros. The result is the
-  image Litestream's compactor-then-decode pipeline produces (latest page wins,
-  pages past the final Commit dropped, lock page zeroed), but applying in order
-  needs only one input open at a time, lets the fetch of later files overlap the
-  application of earlier ones, and skips the compactor's re-encoding of every page.
-  The decoder verifies each file's checksum as its last byte is read, so every
-  input is verified before the restore reports success.
-* **Every page must come from somewhere.** After the last file, each page
-  ``1..Commit`` except the lock page must have been written by some file of the
-  plan, or the restore fails (:class:`CorruptBackupError`). This is what makes a
-  plan that starts at a full image other than a snapshot safe: if the page index
-  promise was wrong, the restore fails instead of leaving zeros. The pages written
-  are kept as runs of consecutive numbers, so nothing is allocated from the Commit
-  field of a header whose checksum has not been checked yet.
-* **Streaming with bounded read-ahead, no temporary copies.** The plan's files are
-  cut into ranged reads of :data:`CHUNK_SIZE` bytes, fetched by a thread pool of
-  ``parallelism`` workers (so one large snapshot is downloaded in parallel too)
-  and consumed strictly in order; at most ``2 * parallelism`` chunks are in flight
-  or waiting, so memory stays under ``2 * parallelism * CHUNK_SIZE`` (32 MiB at the
-  default 8) plus one page index, whatever the database size, and no disk space
-  beyond the output is needed. Each ranged read is retried by the replica client.
+* **Fetching** (:mod:`replica.restore.fetch`): the plan's files are cut into ranged
+  reads of :data:`CHUNK_SIZE` bytes, fetched by ``parallelism`` workers and consumed
+  in order, with at most ``2 * parallelism`` chunks in flight or waiting, so memory
+  stays under ``2 * parallelism * CHUNK_SIZE`` (32 MiB at the default 8) plus one page
+  index, whatever the database size, and no disk space beyond the output is needed.
+* **Applying** (:mod:`replica.restore.apply`): file by file in plan order, every page
+  written in place, a later copy of a page overwriting an earlier one; every page
+  ``1..Commit`` but the lock page must come from some file of the plan, or the restore
+  fails (:class:`CorruptBackupError`). The output is then truncated (or extended) to
+  exactly ``Commit`` pages, so the lock page reads as zeros.
 * **Nothing at the output path on failure, and nothing replaced that the restore
   did not create.** Pages go to ``<output>.<random>.tmp``, created with ``O_EXCL``
   for this restore alone (:mod:`replica.restore.output`); on success it is truncated
@@ -51,33 +36,31 @@ Design choices:
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import datetime as dt
 import functools
 import io
 import logging
-import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, BinaryIO, Literal, cast
+from collections.abc import Callable
+from typing import Literal
 
 import attrs
-import numpy as np
-import numpy.typing as npt
 
-from ltx.decoder import Decoder, read_header
+from ltx.decoder import read_header
 from ltx.errors import LTXError
 from ltx.fileinfo import FileInfo
 from ltx.layout import HEADER_SIZE
-from ltx.names import lock_pgno
+from replica.restore.apply import Coverage, apply_plan
 from replica.restore.errors import (
     CorruptBackupError,
     IntegrityCheckError,
     RestoreOptionsError,
 )
+from replica.restore.fetch import CHUNK_SIZE as CHUNK_SIZE
+from replica.restore.fetch import Fetcher
 from replica.restore.output import TempOutput, check_output, make_parent, output_error
 from replica.restore.plan import (
     LEVELS,
@@ -98,11 +81,13 @@ INTEGRITY_CHECKS: tuple[str, ...] = ("none", "quick", "full")
 Progress = Callable[[int, int], None]
 """``progress(done_bytes, total_bytes)``: called from the restoring thread as file data is applied."""
 
-CHUNK_SIZE = 2 * 1024 * 1024
-"""Bytes per ranged read of a plan file."""
 MIN_LTX_SIZE = HEADER_SIZE
 """A listed file smaller than an LTX header cannot be one (Litestream's check)."""
-_WRITE_RUN = 4 * 1024 * 1024
+
+# The executor's parts under the names the tests that drive them one by one use.
+_Fetcher = Fetcher
+_Coverage = Coverage
+_apply = apply_plan
 
 
 @attrs.frozen
@@ -187,219 +172,7 @@ def calc_restore_plan(
         return _plan_with_probes(client, listing, target, pool, parallelism, max_probes)
 
 
-# --- fetching -------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _Chunk:
-    index: int
-    offset: int
-    length: int
-
-
-class _Fetcher:
-    """The plan's files as one ordered stream of ranged reads, up to ``window`` ahead."""
-
-    def __init__(
-        self,
-        client: ReplicaClient,
-        files: Sequence[FileInfo],
-        pool: concurrent.futures.Executor,
-        window: int,
-        chunk_size: int | None = None,
-    ) -> None:
-        self._client = client
-        self._files = files
-        self._pool = pool
-        self._window = window
-        self._chunk_size = chunk_size or CHUNK_SIZE  # read at call time: tests shrink it
-        self._todo = self._chunks()
-        self._ahead: collections.deque[tuple[_Chunk, concurrent.futures.Future[bytes]]] = collections.deque()
-
-    def _chunks(self) -> Iterator[_Chunk]:
-        for i, f in enumerate(self._files):
-            for off in range(0, f.size, self._chunk_size):
-                yield _Chunk(i, off, min(self._chunk_size, f.size - off))
-
-    def chunk_count(self, index: int) -> int:
-        return math.ceil(self._files[index].size / self._chunk_size)
-
-    def _fill(self) -> None:
-        while len(self._ahead) < self._window:
-            c = next(self._todo, None)
-            if c is None:
-                return
-            f = self._files[c.index]
-            fut = self._pool.submit(
-                self._client.read_file, f.level, f.min_txid, f.max_txid, c.offset, c.length
-            )
-            self._ahead.append((c, fut))
-
-    def next(self, index: int) -> bytes:
-        """The next chunk, which must belong to plan file ``index``."""
-        self._fill()
-        c, fut = self._ahead.popleft()
-        assert c.index == index, "chunks are consumed in plan order"
-        data = fut.result()
-        self._fill()
-        if len(data) != c.length:
-            f = self._files[index]
-            raise CorruptBackupError(
-                f"file is shorter than listed: {len(data)} bytes at offset {c.offset}, expected {c.length} "
-                f"(listed size {f.size})",
-                path=self._client.location(self._client.key(f.level, f.min_txid, f.max_txid)),
-                level=f.level,
-                txid=f.min_txid,
-            )
-        return data
-
-    def cancel(self) -> None:
-        for _, fut in self._ahead:
-            fut.cancel()
-        self._ahead.clear()
-
-
-class _FileStream(io.RawIOBase):
-    """One plan file read through the :class:`_Fetcher`, front to back."""
-
-    def __init__(self, fetcher: _Fetcher, index: int, on_bytes: Callable[[int], None]) -> None:
-        super().__init__()
-        self._fetcher = fetcher
-        self._index = index
-        self._left = fetcher.chunk_count(index)
-        self._buf = memoryview(b"")
-        self._on_bytes = on_bytes
-
-    def readable(self) -> bool:
-        return True
-
-    def _more(self) -> bool:
-        if self._left == 0:
-            return False
-        data = self._fetcher.next(self._index)
-        self._left -= 1
-        self._buf = memoryview(data)
-        self._on_bytes(len(data))
-        return True
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        if size is None or size < 0:
-            return self.readall()
-        if not self._buf and not self._more():
-            return b""
-        out = bytes(self._buf[:size])
-        self._buf = self._buf[size:]
-        return out
-
-    def readall(self) -> bytes:
-        parts = [bytes(self._buf)]
-        self._buf = memoryview(b"")
-        while self._more():
-            parts.append(bytes(self._buf))
-            self._buf = memoryview(b"")
-        return b"".join(parts)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(memoryview(buffer)))
-        n = len(data)
-        memoryview(buffer).cast("B")[:n] = data
-        return n
-
-
-# --- writing --------------------------------------------------------------------------
-
-
-class _PageWriter:
-    """Writes pages at ``(pgno-1)*pageSize``, coalescing runs of consecutive pages.
-
-    An ``OSError`` (a full disk, a file too large) becomes a
-    :class:`~replica.restore.errors.RestoreOutputError` through ``on_error``.
-    """
-
-    def __init__(
-        self, fd: int, page_size: int, on_error: Callable[[OSError], Exception] | None = None
-    ) -> None:
-        self._fd = fd
-        self._ps = page_size
-        self._on_error = on_error
-        self._start = 0
-        self._next = 0
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def write(self, pgno: int, page: bytes) -> None:
-        if not self._parts or pgno != self._next or self._size >= _WRITE_RUN:
-            self.flush()
-            self._start = pgno
-        self._parts.append(page)
-        self._size += len(page)
-        self._next = pgno + 1
-
-    def flush(self) -> None:
-        if not self._parts:
-            return
-        data = b"".join(self._parts)
-        offset = (self._start - 1) * self._ps
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.pwrite(self._fd, view, offset)
-                view, offset = view[n:], offset + n
-        except OSError as e:
-            if self._on_error is None:
-                raise
-            raise self._on_error(e) from None
-        self._parts, self._size = [], 0
-
-
-U64Array = npt.NDArray[np.uint64]
-
-
-class _Coverage:
-    """The pages written so far, as sorted, disjoint, non-touching runs ``[start, end]``.
-
-    Memory grows with the number of runs in the pages actually decoded (one run for a
-    snapshot), never with the page count a header claims: a damaged Commit field
-    cannot make the restore allocate anything before its file's checksum is checked.
-    """
-
-    def __init__(self) -> None:
-        self._starts: U64Array = np.zeros(0, dtype=np.uint64)
-        self._ends: U64Array = np.zeros(0, dtype=np.uint64)
-
-    def add(self, pgnos: U64Array) -> None:
-        """Add strictly ascending page numbers."""
-        if len(pgnos) == 0:
-            return
-        cut = np.flatnonzero(np.diff(pgnos) != 1) + 1
-        starts = np.concatenate((self._starts, pgnos[np.concatenate(([0], cut))]))
-        ends = np.concatenate((self._ends, pgnos[np.concatenate((cut - 1, [len(pgnos) - 1]))]))
-        order = np.argsort(starts, kind="stable")
-        starts, ends = starts[order], ends[order]
-        reach = np.maximum.accumulate(ends)
-        first = np.ones(len(starts), dtype=bool)
-        first[1:] = starts[1:] > reach[:-1] + np.uint64(1)
-        at = np.flatnonzero(first)
-        self._starts = starts[at]
-        self._ends = reach[np.concatenate((at[1:] - 1, [len(starts) - 1]))]
-
-    def count(self) -> int:
-        """How many distinct pages have been added."""
-        return int((self._ends - self._starts).sum()) + len(self._starts)
-
-    def missing(self, commit: int, skip: int, limit: int) -> list[int]:
-        """The first ``limit`` pages of ``1..commit`` not added, leaving out ``skip``."""
-        out: list[int] = []
-        bounds = [*zip(self._starts.tolist(), self._ends.tolist(), strict=True), (commit + 1, commit + 1)]
-        prev = 0
-        for start, end in bounds:
-            for p in range(prev + 1, min(start, commit + 1)):
-                if p != skip:
-                    out.append(p)
-                    if len(out) == limit:
-                        return out
-            prev = max(prev, end)
-        return out
+# --- checking, applying, publishing ----------------------------------------------------
 
 
 def _preflight(client: ReplicaClient, plan: RestorePlan) -> tuple[int, int]:
@@ -422,59 +195,6 @@ def _preflight(client: ReplicaClient, plan: RestorePlan) -> tuple[int, int]:
     except LTXError as e:
         raise e.located(path=where, level=last.level, txid=last.min_txid) from None
     return header.page_size, header.commit
-
-
-def _apply(
-    client: ReplicaClient,
-    plan: RestorePlan,
-    fd: int,
-    page_size: int,
-    commit: int,
-    fetcher: _Fetcher,
-    on_bytes: Callable[[int], None],
-    on_write_error: Callable[[OSError], Exception] | None = None,
-) -> None:
-    """Decode each plan file in order into ``fd``; verify headers, checksums and coverage.
-
-    Memory does not depend on ``commit`` (read from a header before its checksum can be
-    checked): the pages written are tracked as runs (:class:`_Coverage`).
-    ``on_write_error`` turns an ``OSError`` of a write into the error to raise.
-    """
-    seen = _Coverage()
-    writer = _PageWriter(fd, page_size, on_write_error)
-    for i, info in enumerate(plan.files):
-        where = client.location(client.key(info.level, info.min_txid, info.max_txid))
-        stream = _FileStream(fetcher, i, on_bytes)
-        dec = Decoder(cast(BinaryIO, stream), path=where, level=info.level)
-        h = dec.header
-        problem = None
-        if (h.min_txid, h.max_txid) != (info.min_txid, info.max_txid):
-            problem = f"header says TXIDs {h.min_txid:016x}-{h.max_txid:016x}, the file name {info.name}"
-        elif h.page_size != page_size:
-            problem = f"page size {h.page_size} differs from the plan's {page_size}"
-        elif i == len(plan.files) - 1 and h.commit != commit:
-            problem = f"commit {h.commit} differs from the {commit} read before"
-        if problem is not None:
-            raise CorruptBackupError(problem, path=where, level=info.level, txid=info.min_txid)
-        for pgno, page in dec:
-            if pgno <= commit:
-                writer.write(pgno, page)
-        writer.flush()
-        pgnos = dec.page_index.pgnos
-        seen.add(pgnos[: int(np.searchsorted(pgnos, np.uint64(commit), side="right"))])
-    lock = lock_pgno(page_size)
-    expected = commit - (1 if commit >= lock else 0)
-    if seen.count() != expected:
-        missing = expected - seen.count()
-        first = seen.missing(commit, lock, 11)
-        shown = ", ".join(str(p) for p in first[:10]) + (" ..." if len(first) > 10 else "")
-        raise CorruptBackupError(
-            f"the plan's files do not hold every page of the database: {missing} of {commit} "
-            f"pages missing ({shown}); the first file is not a full image",
-            path=client.location(client.key(plan.start.level, plan.start.min_txid, plan.start.max_txid)),
-            level=plan.start.level,
-            txid=plan.start.min_txid,
-        )
 
 
 def _integrity_check(path: str, mode: str) -> None:
@@ -577,11 +297,12 @@ def restore(
 
         if progress is not None:
             progress(0, total)
-        fetcher = _Fetcher(client, plan.files, pool, window=2 * parallelism)
+        # this module's CHUNK_SIZE, read now: setting it shrinks the ranged reads
+        fetcher = Fetcher(client, plan.files, pool, window=2 * parallelism, chunk_size=CHUNK_SIZE)
         tmp = TempOutput(output)
         try:
             on_error = functools.partial(tmp.error, "cannot write")
-            _apply(client, plan, tmp.fd, page_size, commit, fetcher, on_bytes, on_error)
+            apply_plan(client, plan, tmp.fd, page_size, commit, fetcher, on_bytes, on_error)
             tmp.publish(commit * page_size, force=force, seen=seen)
         except BaseException:
             fetcher.cancel()

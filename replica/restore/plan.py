@@ -68,6 +68,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 import attrs
 
 from ltx.fileinfo import FileInfo, is_contiguous
+from ltx.names import SNAPSHOT_LEVEL
 from replica.restore.errors import (
     NoBackupError,
     NonContiguousError,
@@ -77,8 +78,6 @@ from replica.restore.errors import (
     TxNotAvailableError,
 )
 
-SNAPSHOT_LEVEL = 9
-"""Level of Litestream's snapshots (every file there is ``1-<TXID>``)."""
 LEVELS = range(10)
 EXTENSION_LEVELS = range(9)
 """Levels whose files extend a plan (Litestream's cursors, levels 8..0)."""

@@ -32,6 +32,7 @@ from typing import TypeVar
 from ltx.decoder import IndexedFile, read_header, read_page_index
 from ltx.errors import LTXError
 from ltx.fileinfo import FileInfo
+from ltx.fullimage import is_full_image as is_full_image
 from ltx.header import Header
 from ltx.layout import HEADER_SIZE
 from replica.errors import FileNotFoundInReplicaError, StorageError
@@ -56,21 +57,6 @@ _Key = tuple[int, int, int, int]
 
 def _key(info: FileInfo) -> _Key:
     return (info.level, info.min_txid, info.max_txid, info.size)
-
-
-def is_full_image(indexed: IndexedFile) -> bool:
-    """Whether a file's page index holds every page ``1..Commit`` except the lock page.
-
-    The index is strictly ascending with every page at most Commit (checked by
-    :func:`ltx.decoder.read_page_index`), so the right count without the lock page
-    means exactly that set.
-    """
-    h = indexed.header
-    if h.commit == 0:
-        return False
-    lock = h.lock_pgno
-    expected = h.commit - (1 if h.commit >= lock else 0)
-    return len(indexed.index) == expected and indexed.index.entry(lock) is None
 
 
 def _read_index(client: ReplicaClient, info: FileInfo) -> IndexedFile | None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import Literal
 
 from ltx.errors import FilenameError
+from ltx.names import SNAPSHOT_LEVEL as SNAPSHOT_LEVEL
 from ltx.names import format_filename, parse_filename
 from replica.errors import StorageError
 from replica.storage.url import go_join
 
 LEVELS = range(10)
 """Valid levels: 0 (one file per sync) … 8 (compactions), 9 (snapshots)."""
-SNAPSHOT_LEVEL = 9
 
 LayoutStyle = Literal["dir", "hex"]
 

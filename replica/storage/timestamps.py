@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import struct
+from typing import Any
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -20,6 +21,11 @@ _TIMESTAMP = struct.Struct(">q")
 _TIMESTAMP_OFFSET = 32
 HEADER_PREFIX = _TIMESTAMP_OFFSET + _TIMESTAMP.size
 """How many leading bytes of an LTX file :func:`header_timestamp` needs."""
+
+TIMESTAMP_METADATA_KEY = "litestream-timestamp"
+"""S3/GCS user-metadata key holding the LTX header timestamp (RFC 3339 nano, UTC)."""
+ABS_TIMESTAMP_METADATA_KEY = "litestreamtimestamp"
+"""Azure Blob metadata key (Azure forbids hyphens)."""
 
 
 def format_rfc3339nano(t: dt.datetime) -> str:
@@ -83,3 +89,22 @@ def header_timestamp(head: bytes | bytearray | memoryview) -> dt.datetime | None
         return None
     (ms,) = _TIMESTAMP.unpack_from(head, _TIMESTAMP_OFFSET)
     return from_millis(ms)
+
+
+def as_utc(t: Any) -> dt.datetime:
+    """A store's time value (datetime, epoch seconds or RFC 3339 text) in UTC; the epoch if unknown."""
+    if isinstance(t, dt.datetime):
+        return (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).astimezone(UTC)
+    if isinstance(t, int | float):
+        return dt.datetime.fromtimestamp(t, UTC)
+    if isinstance(t, str):
+        return parse_rfc3339(t) or EPOCH
+    return EPOCH
+
+
+def metadata_timestamp(metadata: dict[str, str]) -> dt.datetime | None:
+    """The LTX timestamp recorded in object metadata (any key case), or ``None``."""
+    for k, v in metadata.items():
+        if k.lower() in (TIMESTAMP_METADATA_KEY, ABS_TIMESTAMP_METADATA_KEY):
+            return parse_rfc3339(v)
+    return None

@@ -3,7 +3,7 @@
 :func:`parse_replica_url` is pure: it turns a string into a frozen
 :class:`ReplicaURL` (plus :class:`S3Options` for ``s3://``) without touching the
 network, the environment or an fsspec implementation. Building a filesystem from
-it is :mod:`replica.storage.client`'s job.
+it is the clients' job (:mod:`replica.storage.base`).
 
 Accepted forms::
 

@@ -159,7 +159,11 @@ def test_an_emptied_replica_gets_a_snapshot_it_can_restore_from(tmp_path: Path) 
     replica = tmp_path / "replica"
     url = f"file://{replica}"
     rep = Replicator(str(db), url, log=tmp_path / "log")
-    assert start_writer(db, 1, 300, every=20, pause=0.02).wait(60) == 0
+    rep.wait_started()
+    # two syncs at least, so that the newest local L0 file is not a full image
+    for n, (first, last) in enumerate([(1, 150), (151, 300)], 1):
+        assert start_writer(db, first, last, every=20, pause=0.02).wait(60) == 0
+        wait_for(lambda n=n: len(list((replica / "ltx" / "0").glob("*.ltx"))) > n, what=f"L0 file {n + 1}")
     assert rep.interrupt() == 0
     shutil.rmtree(replica)
     # As after compaction consumed them: only the newest local L0 file is left.

@@ -24,6 +24,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -346,12 +347,18 @@ def test_sigterm_during_a_restore_leaves_nothing_behind(replica: Path, tmp_path:
             stderr=subprocess.PIPE,
             text=True,
         )
-        # freeze it the moment its temporary file exists, so the signal lands mid-restore
-        while proc.poll() is None and not any(n.endswith(".tmp") for n in os.listdir(tmp_path)):
-            pass
-        if proc.poll() is None:
+
+        # run it in small steps, frozen in between, until its temporary file exists: the
+        # signal then lands mid-restore however loaded the machine is
+        def has_temp() -> bool:
+            return any(n.endswith(".tmp") for n in os.listdir(tmp_path))
+
+        proc.send_signal(signal.SIGSTOP)
+        while proc.poll() is None and not has_temp():
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.002)
             proc.send_signal(signal.SIGSTOP)
-        if not any(n.endswith(".tmp") for n in os.listdir(tmp_path)):
+        if not has_temp():
             proc.send_signal(signal.SIGCONT)
             proc.communicate(timeout=60)
             continue  # it finished first: try again

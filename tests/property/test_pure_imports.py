@@ -25,6 +25,8 @@ PURE = [
     "replica.levels",
     "replica.retention",
     "replica.restore.plan",
+    "replica.verify.report",
+    "replica.verify.checks",
     "replica.identity",
     "model.state",
 ]
