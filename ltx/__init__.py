@@ -11,6 +11,8 @@ Modules, one concept each: :mod:`ltx.layout` (byte layouts as data),
 
 from typing import TYPE_CHECKING
 
+from ltx.lazy import lazy_exports
+
 if TYPE_CHECKING:
     from ltx.checksum import crc64, database_checksum, page_checksum
     from ltx.compactor import CompactResult, compact
@@ -70,15 +72,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'ltx' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import TextIO
 from ltx import __version__
 from ltx.database import apply_files, db_checksum_of_path, encode_db
 from ltx.decoder import Decoder
-from ltx.errors import LTXError
+from ltx.errors import LTXError, describe_os_error
 from ltx.fsutil import atomic_write
 
 
@@ -193,18 +193,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         sys.stderr.close()  # the reader went away (e.g. `| head`); nothing left to say
         return 0
     except OSError as e:
-        print(f"ltx {args.command}: {_os_error(e)}", file=sys.stderr)
+        print(f"ltx {args.command}: {describe_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-def _os_error(e: OSError) -> str:
-    """``<path>: <reason>`` (``<path> -> <path2>`` for a rename), or the reason alone."""
-    reason = e.strerror or str(e) or type(e).__name__
-    if e.filename is None:
-        return reason
-    where = os.fsdecode(e.filename)
-    if e.filename2 is not None:
-        where += f" -> {os.fsdecode(e.filename2)}"
-    return f"{where}: {reason}"

@@ -137,3 +137,17 @@ class FilenameError(LTXError):
 
 class DatabaseError(LTXError):
     """A SQLite database file is malformed or does not match what an operation needs."""
+
+
+def describe_os_error(e: OSError) -> str:
+    """An OS error as one line for a user: ``<path>: <reason>`` (``<path> -> <path2>`` for
+    a rename), or the reason alone when the call named no file."""
+    import os
+
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.filename is None:
+        return reason
+    where = os.fsdecode(e.filename)
+    if e.filename2 is not None:
+        where += f" -> {os.fsdecode(e.filename2)}"
+    return f"{where}: {reason}"

@@ -11,8 +11,9 @@
 Importing this package loads nothing; each name below comes from its module on first use.
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ltx.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from model.replica import LTXFile, Replayed, apply_file, decode_file, listing_problems, reachable
@@ -26,13 +27,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())
 
 
 __all__ = [

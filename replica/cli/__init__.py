@@ -16,8 +16,9 @@ in the subcommands' modules.
 
 from __future__ import annotations
 
+from ltx.errors import describe_os_error
 from replica.cli.entry import Terminated, main
-from replica.cli.errors import UsageError, describe_os_error, describe_sqlite_error, one_line
+from replica.cli.errors import UsageError, describe_sqlite_error, one_line
 from replica.cli.parser import COMMANDS
 from replica.cli.source import client_for, is_url
 from replica.cli.version import VERSION

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Sequence
 from typing import Final
 
-from ltx.errors import LTXError
+from ltx.errors import LTXError, describe_os_error
 from replica.cli import databases, ltx, replicate, reset, restore, status, verify, version
-from replica.cli.errors import UsageError, describe_os_error, describe_sqlite_error, one_line
+from replica.cli.errors import UsageError, describe_sqlite_error, one_line
 from replica.cli.parser import Run, build_parser
 
 RUNS: Final[dict[str, Run]] = {

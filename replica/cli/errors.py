@@ -7,7 +7,6 @@ prints it as ``Error: <message>`` (and ``Try: <hint>``). The project's own error
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 
@@ -22,17 +21,6 @@ class UsageError(Exception):
 def one_line(message: str) -> str:
     """``message`` with its line breaks folded into spaces: an error is one line on stderr."""
     return " ".join(message.split()) if "\n" in message or "\r" in message else message
-
-
-def describe_os_error(e: OSError) -> str:
-    """``<path>: <reason>`` (``<path> -> <path2>`` for a rename), or the reason alone."""
-    reason = e.strerror or str(e) or type(e).__name__
-    if e.filename is None:
-        return reason
-    where = os.fsdecode(e.filename)
-    if e.filename2 is not None:
-        where += f" -> {os.fsdecode(e.filename2)}"
-    return f"{where}: {reason}"
 
 
 def describe_sqlite_error(e: sqlite3.Error) -> str:

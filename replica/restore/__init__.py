@@ -17,8 +17,9 @@ so the pure planner can be imported without the executor's I/O.
 ``docs/spec/restore.md`` describes the algorithm and its guarantees.
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ltx.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from replica.restore.errors import (
@@ -88,13 +89,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'replica.restore' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())
 
 
 __all__ = [

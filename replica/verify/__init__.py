@@ -78,8 +78,9 @@ Importing this package loads none of them; each name below comes from its module
 first use, so the pure modules can be imported without the store clients.
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ltx.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from replica.verify.command import run
@@ -110,13 +111,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'replica.verify' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())
 
 
 __all__ = [

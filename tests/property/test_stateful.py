@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -174,23 +175,32 @@ def test_litestream_loses_commits_when_killed_around_a_wal_restart(litestream: s
     """Known Litestream 0.5.17 weakness: killed with commits it has not synced, then the
     application checkpoints and restarts the WAL; on restart Litestream sees its last page
     still in place and continues from the top of the new WAL, so the pages those commits
-    changed are never shipped. The harness must say so."""
+    changed are never shipped. The harness must say so.
+
+    Whether a run hits the weakness depends on where the kill lands among Litestream's
+    own steps (a race with its sync loop), so the scenario is tried up to five times;
+    the harness must report the loss in one of them (about one run in two hits it)."""
     machine = make_machine(
         LitestreamAdapter, file_store, MachineOptions(min_uptime=1.5), name="LitestreamWeak"
     )
-    m = machine()
-    try:
-        m.setup(page_size=1024)
-        m.write(Insert(0, 30, 1500, 1))
-        m.agrees_with_model()
-        m.sync()
-        m.agrees_with_model()
-        with pytest.raises(Discrepancy, match=r"never had|not the model|catch up"):
-            m.crash_while_writing(at=0, delay=0.0, rows=6, mode=mode, seed=7)
+    for _attempt in range(5):
+        m = machine()
+        try:
+            m.setup(page_size=1024)
+            m.write(Insert(0, 30, 1500, 1))
             m.agrees_with_model()
             m.sync()
-    finally:
-        m.teardown()
+            m.agrees_with_model()
+            try:
+                m.crash_while_writing(at=0, delay=0.0, rows=6, mode=mode, seed=7)
+                m.agrees_with_model()
+                m.sync()
+            except Discrepancy as e:
+                assert re.search(r"never had|not the model|catch up", str(e)), e
+                return
+        finally:
+            m.teardown()
+    pytest.fail("five runs of the scenario and the harness never reported Litestream's loss")
 
 
 def test_ours_does_not_lose_commits_when_killed_around_a_wal_restart() -> None:
