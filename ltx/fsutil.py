@@ -38,13 +38,25 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _create_temp(folder: str, base: str, mode: int) -> tuple[int, str]:
+def create_temp(folder: str, base: str, mode: int, created: list[str]) -> tuple[int, str]:
+    """Create ``<base>.<random>.tmp`` in ``folder`` with ``O_EXCL``; returns its descriptor and path.
+
+    The name is appended to ``created`` *before* the file is created (and taken back if
+    another file has it), so a caller whose ``try`` encloses this call can remove what
+    it made whenever an exception (a signal's, say) arrives: removing a name that was
+    not created yet finds nothing. Raises ``OSError`` as ``os.open`` does.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         tmp = os.path.join(folder, f"{base}.{secrets.token_hex(4)}.tmp")
+        created.append(tmp)
         try:
-            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode), tmp
+            return os.open(tmp, flags, mode), tmp
         except FileExistsError:
-            continue
+            created.remove(tmp)  # another file has the name: never to be removed by us
+        except OSError:
+            created.remove(tmp)  # nothing was created
+            raise
     raise FileExistsError(17, "could not create a unique temporary file", os.path.join(folder, base))
 
 
@@ -94,9 +106,13 @@ def atomic_write(
     folder = os.path.dirname(os.path.abspath(final))
     if not os.path.isdir(folder):
         raise FileNotFoundError(2, "directory does not exist", final)
-    fd, tmp = _create_temp(folder, os.path.basename(final), mode)
+    created: list[str] = []
+    f: BinaryIO | None = None
+    fd = -1
     try:
-        with os.fdopen(fd, "wb") as f:
+        fd, tmp = create_temp(folder, os.path.basename(final), mode, created)
+        f = os.fdopen(fd, "wb")
+        with f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -107,7 +123,10 @@ def atomic_write(
         else:
             rename_noreplace(tmp, final)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if fd >= 0 and f is None:
+            os.close(fd)
+        for name in created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
         raise
     fsync_dir(folder)

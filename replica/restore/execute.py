@@ -37,6 +37,7 @@ Design choices:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import functools
 import io
@@ -299,14 +300,20 @@ def restore(
             progress(0, total)
         # this module's CHUNK_SIZE, read now: setting it shrinks the ranged reads
         fetcher = Fetcher(client, plan.files, pool, window=2 * parallelism, chunk_size=CHUNK_SIZE)
-        tmp = TempOutput(output)
+        created: list[str] = []
+        tmp: TempOutput | None = None
         try:
+            tmp = TempOutput(output, created)
             on_error = functools.partial(tmp.error, "cannot write")
             apply_plan(client, plan, tmp.fd, page_size, commit, fetcher, on_bytes, on_error)
             tmp.publish(commit * page_size, force=force, seen=seen)
         except BaseException:
             fetcher.cancel()
-            tmp.discard()
+            if tmp is not None:
+                tmp.discard()
+            for name in created:  # created, but a signal came before it was ours to discard
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
             raise
 
     if integrity_check != "none":

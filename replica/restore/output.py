@@ -27,12 +27,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 
 import attrs
 
-from ltx.fsutil import fsync_dir, rename_noreplace
+from ltx.fsutil import create_temp, fsync_dir, rename_noreplace
 from replica.restore.errors import OutputExistsError, RestoreOutputError
 
 SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
@@ -101,22 +100,19 @@ def make_parent(output: str) -> None:
 class TempOutput:
     """``<output>.<random>.tmp``, created by this restore alone (see the module docstring)."""
 
-    def __init__(self, output: str) -> None:
+    def __init__(self, output: str, created: list[str]) -> None:
+        """Create the file; its name is appended to ``created`` before any signal can be
+        handled, so a caller whose ``try`` encloses this call can always remove it."""
         self.output = output
         self.folder = os.path.dirname(output)
-        base = os.path.basename(output)
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        for _ in range(100):
-            path = os.path.join(self.folder, f"{base}.{secrets.token_hex(4)}.tmp")
-            try:
-                self.fd = os.open(path, flags, 0o666)
-            except FileExistsError:
-                continue
-            except OSError as e:
-                raise output_error(output, f"cannot create the temporary file {path}", e) from None
-            break
-        else:
-            raise RestoreOutputError(f"cannot create a temporary file in {self.folder}", path=output)
+        try:
+            self.fd, path = create_temp(self.folder, os.path.basename(output), 0o666, created)
+        except FileExistsError:
+            raise RestoreOutputError(
+                f"cannot create a temporary file in {self.folder}", path=output
+            ) from None
+        except OSError as e:
+            raise output_error(output, f"cannot create a temporary file in {self.folder}", e) from None
         self.path = path
         self._open = True
 

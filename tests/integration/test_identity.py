@@ -248,3 +248,36 @@ def test_replication_start_removes_compaction_leftovers_itself(tmp_path: Path) -
         assert not stale.exists()
     finally:
         assert rep.stop()
+
+
+def test_database_recreated_while_stopped_is_a_new_history(tmp_path: Path) -> None:
+    """Stopped; the database is deleted and made again (same page size, rows of its own,
+    its WAL checkpointed away); started again: the first sync is a snapshot, the latest
+    restore is the new database and the TXIDs before still restore the old one."""
+    db, logf = tmp_path / "app.db", tmp_path / "replicate.log"
+    url = f"file://{tmp_path / 'replica'}"
+    client = open_replica_client(url)
+    make_db(db)
+    rep = Replicator(str(db), url, log=logf)
+    assert start_writer(db, 1, 100, every=0).wait(60) == 0
+    _wait_restored(client, tmp_path, OLD, "the original database in the replica")
+    assert rep.interrupt() == 0, logf.read_text()
+    old_txid = _l0(client)[-1]
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    make_db(db)
+    assert start_writer(db, 2001, 2040, every=0).wait(60) == 0
+    _app(db, "PRAGMA wal_checkpoint(TRUNCATE)")
+    new = list(range(2001, 2041))
+
+    rep = Replicator(str(db), url, log=logf)
+    _wait_restored(client, tmp_path, new, "the recreated database in the replica")
+    assert rep.interrupt() == 0, logf.read_text()
+    log = logf.read_text()
+    assert "Traceback" not in log
+    assert _l0(client)[0] == 1 and min(t for t in _l0(client) if t > old_txid) == old_txid + 1
+    header, pages = _l0_pages(client, old_txid + 1, tmp_path)
+    assert sorted(pages) == list(range(1, header.commit + 1))  # every page: a snapshot
+    assert _restored(client, tmp_path) == new
+    assert _restored(client, tmp_path, old_txid) == OLD

@@ -586,7 +586,7 @@ def test_a_file_claimed_full_that_is_not_fails_the_coverage_check(tmp_path: Path
     try:
         fetcher = execute._Fetcher(client, lying.files, fetcher_pool, window=4)
         page_size, commit = execute._preflight(client, lying)
-        tmp = TempOutput(str(out))
+        tmp = TempOutput(str(out), [])
         try:
             with pytest.raises(CorruptBackupError, match="pages missing"):
                 execute._apply(client, lying, tmp.fd, page_size, commit, fetcher, lambda n: None)
@@ -604,7 +604,7 @@ def test_two_restores_cannot_share_the_temporary_file(tmp_path: Path, chain: Pat
     client = open_replica_client(f"file://{chain}")
     out = tmp_path / "out.db"
     want = (vectors / "dbs" / "chain_db4.db").read_bytes()
-    other = TempOutput(str(out))  # another restore of the same output, still writing
+    other = TempOutput(str(out), [])  # another restore of the same output, still writing
     try:
         os.write(other.fd, b"the other restore")
         restore(client, out)  # its own temporary file: no clash, and it is first to finish
