@@ -33,28 +33,6 @@ from __future__ import annotations
 from replica._go.duration import format_go_duration, parse_duration, parse_go_duration
 from replica._go.expand import go_expand
 from replica.config.bytesize import parse_byte_size
-from replica.config.defaults import (
-    DEFAULT_BUSY_TIMEOUT,
-    DEFAULT_CHECKPOINT_INTERVAL,
-    DEFAULT_CONFIG_PATH,
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_L0_RETENTION,
-    DEFAULT_L0_RETENTION_CHECK_INTERVAL,
-    DEFAULT_MAX_SYNC_LTX_FILES,
-    DEFAULT_MAX_SYNC_WAL_BYTES,
-    DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
-    DEFAULT_MONITOR_INTERVAL,
-    DEFAULT_SHUTDOWN_SYNC_INTERVAL,
-    DEFAULT_SHUTDOWN_SYNC_TIMEOUT,
-    DEFAULT_SNAPSHOT_INTERVAL,
-    DEFAULT_SNAPSHOT_RETENTION,
-    DEFAULT_SOCKET_PATH,
-    DEFAULT_SYNC_INTERVAL,
-    DEFAULT_TRUNCATE_PAGE_N,
-    META_DIR_SUFFIX,
-    MIN_HEARTBEAT_INTERVAL,
-    S3_DEFAULT_R2_CONCURRENCY,
-)
 from replica.config.discover import (
     db_from_dir_entry,
     expand_dir_entries,
@@ -81,6 +59,28 @@ from replica.config.schema import (
     SocketConfig,
     ValidationConfig,
     replica_url,
+)
+from replica.defaults import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_L0_RETENTION,
+    DEFAULT_L0_RETENTION_CHECK_INTERVAL,
+    DEFAULT_MAX_SYNC_LTX_FILES,
+    DEFAULT_MAX_SYNC_WAL_BYTES,
+    DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
+    DEFAULT_MONITOR_INTERVAL,
+    DEFAULT_SHUTDOWN_SYNC_INTERVAL,
+    DEFAULT_SHUTDOWN_SYNC_TIMEOUT,
+    DEFAULT_SNAPSHOT_INTERVAL,
+    DEFAULT_SNAPSHOT_RETENTION,
+    DEFAULT_SOCKET_PATH,
+    DEFAULT_SYNC_INTERVAL,
+    DEFAULT_TRUNCATE_PAGE_N,
+    META_DIR_SUFFIX,
+    MIN_HEARTBEAT_INTERVAL,
+    S3_DEFAULT_R2_CONCURRENCY,
 )
 
 __all__ = [

@@ -23,9 +23,9 @@ from replica._go.oserror import path_error
 from replica._go.strconv import INT64_MAX, quote
 from replica._go.url import PATH_SAFE, GoURL
 from replica._go.url import parse_url as _go_url_parse
-from replica.config.defaults import S3_DEFAULT_R2_CONCURRENCY
 from replica.config.errors import ConfigError
 from replica.config.paths import expand_path
+from replica.defaults import S3_DEFAULT_R2_CONCURRENCY
 from replica.errors import ReplicaURLError
 from replica.storage.url import (
     ReplicaURL,

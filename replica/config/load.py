@@ -22,7 +22,6 @@ import attrs
 from replica._go.duration import format_go_duration
 from replica._go.oserror import path_error
 from replica.config.database import check_db, finish_db
-from replica.config.defaults import DEFAULT_CONFIG_PATH, DEFAULT_SYNC_INTERVAL
 from replica.config.environ import expand_env_text
 from replica.config.errors import ConfigError
 from replica.config.hooks import structure
@@ -31,6 +30,7 @@ from replica.config.paths import expand_path
 from replica.config.schema import ROOT_GO_TYPE, Config, DBConfig, DBSnapshotConfig, ReplicaConfig
 from replica.config.validate import validate
 from replica.config.yamlv2 import DecodeLog, Map, Scalar, load_yaml, type_error
+from replica.defaults import DEFAULT_CONFIG_PATH, DEFAULT_SYNC_INTERVAL
 
 
 def load_config(

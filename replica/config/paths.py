@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import posixpath
 
-from replica.config.defaults import META_DIR_SUFFIX
 from replica.config.errors import ConfigError
+from replica.defaults import META_DIR_SUFFIX
 from replica.storage.url import go_clean, go_join
 
 

@@ -18,7 +18,8 @@ from typing import Any, Final, get_args, get_origin
 import attrs
 
 from replica.config.backends import build_replica, type_from_url
-from replica.config.defaults import (
+from replica.config.errors import ConfigError
+from replica.defaults import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_CHECKPOINT_INTERVAL,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -37,7 +38,6 @@ from replica.config.defaults import (
     DEFAULT_SYNC_INTERVAL,
     DEFAULT_TRUNCATE_PAGE_N,
 )
-from replica.config.errors import ConfigError
 from replica.storage.url import ReplicaURL
 
 YAML_KEY: Final = "yaml_key"

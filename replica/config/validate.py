@@ -10,9 +10,9 @@ import datetime as dt
 from typing import Final
 
 from replica._go.duration import format_go_duration
-from replica.config.defaults import MIN_HEARTBEAT_INTERVAL
 from replica.config.errors import ConfigError
 from replica.config.schema import Config
+from replica.defaults import MIN_HEARTBEAT_INTERVAL
 
 _LOG_TYPES: Final = frozenset(("text", "json", "pretty", ""))
 
