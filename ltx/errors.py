@@ -1,16 +1,23 @@
-"""The one exception hierarchy of the project.
+"""The root of every error the project raises, and the errors of the ``ltx`` package.
 
-Every failure the ``ltx`` package can detect is an :class:`LTXError`. Each
-instance carries, when known, the file ``path``, the replica ``level`` and the
-``txid`` it concerns, so a message read in a log says what failed and where.
-The ``replica`` package extends this hierarchy for storage and database errors.
+:class:`PyLitestreamError` is the one root: ``ltx``, ``replica`` and ``model`` derive every
+error they raise from it, so ``except PyLitestreamError`` catches what the project itself
+detected and nothing else. Each instance carries, when known, its location: the file or
+object ``path``, the replica ``level``, the ``txid`` it concerns, and for configuration the
+``key`` and the 1-based ``line``. A message read in a log says what failed and where.
+
+Beneath the root, :class:`LTXError` covers LTX files and their use; ``replica.errors``
+(replication, storage, restore, configuration) and ``replica.cli.errors`` (command lines)
+hold the rest.
 """
 
 from __future__ import annotations
 
+from typing import Self
 
-class LTXError(Exception):
-    """Base class: something about an LTX file, a chain of them, or its use is wrong."""
+
+class PyLitestreamError(Exception):
+    """The root: something the project detected is wrong; ``str()`` is ``location: message``."""
 
     def __init__(
         self,
@@ -19,28 +26,42 @@ class LTXError(Exception):
         path: str | None = None,
         level: int | None = None,
         txid: int | None = None,
+        key: str | None = None,
+        line: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
         self.level = level
         self.txid = txid
+        self.key = key
+        self.line = line
 
     def where(self) -> str:
-        """The location part of the message: ``path (level L, txid T)``."""
+        """The location part of the message: ``path (level L, txid T)`` or ``path:line: key``."""
+        loc = self.path or ""
+        if self.line is not None:
+            loc = f"{loc}:{self.line}" if loc else f"line {self.line}"
         parts = []
         if self.level is not None:
             parts.append(f"level {self.level}")
         if self.txid is not None:
             parts.append(f"txid {self.txid:016x}")
-        loc = self.path or ""
         if parts:
             loc = f"{loc} ({', '.join(parts)})" if loc else ", ".join(parts)
+        if self.key is not None:
+            loc = f"{loc}: {self.key}" if loc else self.key
         return loc
 
     def located(
-        self, *, path: str | None = None, level: int | None = None, txid: int | None = None
-    ) -> LTXError:
+        self,
+        *,
+        path: str | None = None,
+        level: int | None = None,
+        txid: int | None = None,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> Self:
         """Fill in location fields that are still unknown; returns ``self``."""
         if self.path is None:
             self.path = path
@@ -48,11 +69,19 @@ class LTXError(Exception):
             self.level = level
         if self.txid is None:
             self.txid = txid
+        if self.key is None:
+            self.key = key
+        if self.line is None:
+            self.line = line
         return self
 
     def __str__(self) -> str:
         loc = self.where()
         return f"{loc}: {self.message}" if loc else self.message
+
+
+class LTXError(PyLitestreamError):
+    """Something about an LTX file, a chain of them, or its use is wrong."""
 
 
 class HeaderError(LTXError):

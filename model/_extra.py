@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import importlib.util
 
+from ltx.errors import PyLitestreamError
+
 EXTRA = "testing"
 INSTALL = f"pip install 'pylitestream[{EXTRA}]'"
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(PyLitestreamError, ImportError):
     """A dependency of the ``testing`` extra is not installed."""
 
 

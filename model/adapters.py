@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ltx.errors import PyLitestreamError
 from model.retention import RetentionPolicy
 from model.state import Compare
 from model.stores import FAST_RETRY, Store
@@ -50,15 +51,15 @@ DEFAULT_RETENTION = RetentionPolicy(
 """Litestream 0.5's defaults (``l0-retention`` 5 min, ``snapshot.retention`` 24 h)."""
 
 
-class HarnessError(RuntimeError):
+class HarnessError(PyLitestreamError, RuntimeError):
     """The harness itself could not do its job (a missing binary, a dead helper, ...)."""
 
 
-class ReplicatorFailure(RuntimeError):
+class ReplicatorFailure(PyLitestreamError, RuntimeError):
     """The replicator failed to do what it was asked (start, stop, sync)."""
 
 
-class RestoreFailure(RuntimeError):
+class RestoreFailure(PyLitestreamError, RuntimeError):
     """A restore did not produce a database (the implementation reported an error)."""
 
 

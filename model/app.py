@@ -48,6 +48,8 @@ from typing import IO, Any
 
 import attrs
 
+from ltx.errors import PyLitestreamError
+
 SCHEMA = (
     "CREATE TABLE app_meta (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
     "INSERT INTO app_meta (k, v) VALUES (1, 0)",
@@ -55,7 +57,7 @@ SCHEMA = (
 )
 
 
-class AppError(RuntimeError):
+class AppError(PyLitestreamError, RuntimeError):
     """The application process failed or died (a harness problem, not the replicator's)."""
 
 

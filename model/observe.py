@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from ltx.errors import PyLitestreamError
 from ltx.fileinfo import FileInfo
 from model.replica import LTXFile, Replayed, apply_file, decode_file, describe, key_of
 from model.sqlite import fingerprint
@@ -25,7 +26,7 @@ LEVELS = range(10)
 Key = tuple[int, int, int]
 
 
-class ReplicaContentError(ValueError):
+class ReplicaContentError(PyLitestreamError, ValueError):
     """A file in the replica does not decode, or its content changed under the same name."""
 
 

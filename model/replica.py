@@ -27,14 +27,14 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from ltx.decoder import Decoder
-from ltx.errors import LTXError
+from ltx.errors import LTXError, PyLitestreamError
 from ltx.fileinfo import FileInfo
 from ltx.header import Header
 from ltx.names import SNAPSHOT_LEVEL, format_filename, lock_pgno
 from model.state import DatabaseState
 
 
-class ReplicaFileError(ValueError):
+class ReplicaFileError(PyLitestreamError, ValueError):
     """An LTX file in the replica does not decode, does not verify, or contradicts its name."""
 
 

@@ -27,10 +27,11 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 
+from ltx.errors import PyLitestreamError
 from ltx.names import lock_pgno
 
 
-class ModelError(ValueError):
+class ModelError(PyLitestreamError, ValueError):
     """A claim made to the model contradicts what it already holds (a replica discrepancy)."""
 
 

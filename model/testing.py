@@ -64,6 +64,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ltx.errors import PyLitestreamError
 from model._extra import missing
 
 try:
@@ -189,7 +190,7 @@ WRITES: st.SearchStrategy[Write | SchemaChange] = st.one_of(
 )
 
 
-class Discrepancy(AssertionError):
+class Discrepancy(PyLitestreamError, AssertionError):
     """The implementation did something the model says it must not.
 
     ``steps`` is the run that found it (the rules executed, as Hypothesis prints them),
@@ -199,8 +200,8 @@ class Discrepancy(AssertionError):
 
     steps: list[str]
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
         self.steps = []
 
 

@@ -43,7 +43,7 @@ from typing import BinaryIO
 import attrs
 
 from ltx.compactor import compact
-from ltx.errors import LTXError
+from ltx.errors import LTXError, PyLitestreamError
 from ltx.fileinfo import FileInfo
 from ltx.header import FLAG_NO_CHECKSUM, Header
 from ltx.layout import HEADER_SIZE
@@ -287,7 +287,7 @@ class Compactor:
             )
         except RestorePlanError:
             raise
-        except LTXError:
+        except PyLitestreamError:
             self.index.invalidate()  # e.g. a file deleted behind our back: re-list next time
             raise
 
@@ -326,7 +326,7 @@ class Compactor:
             except BaseException:
                 self.index.invalidate()
                 raise
-        except LTXError:
+        except PyLitestreamError:
             self.stats.errors += 1
             raise
         finally:
@@ -353,7 +353,7 @@ class Compactor:
         buf = _LARGE_BUFFER if size is None else max(_SMALL_BUFFER, min(size, _LARGE_BUFFER))
         try:
             return self.client.open_file(info.level, info.min_txid, info.max_txid, size=size, buffer_size=buf)
-        except LTXError:
+        except PyLitestreamError:
             self.index.invalidate()  # e.g. deleted behind our back: re-list next time
             raise
 

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from ltx.errors import LTXError
+from ltx.errors import LTXError, PyLitestreamError
 from replica.compaction import (
     CompactionOptions,
     Compactor,
@@ -337,7 +337,7 @@ class Replication:
         if not self.db.is_open:
             try:  # stopped before the monitor got to it (e.g. a short -exec child): one last look
                 self.open()
-            except (LTXError, OSError, sqlite3.Error) as e:
+            except (PyLitestreamError, OSError, sqlite3.Error) as e:
                 log.error("cannot open %s for a last sync: %s", self.db.path, e)
                 complete = False
         try:
@@ -355,7 +355,7 @@ class Replication:
             shipped = self.uploader.sync_with_retry(
                 self.options.shutdown_timeout, self.options.shutdown_interval
             )
-        except (LTXError, OSError) as e:
+        except (PyLitestreamError, OSError) as e:
             log.error("final upload of %s failed: %s", self.db.path, e)
             shipped = False
         return self.uploader.finish(complete and shipped)

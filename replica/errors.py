@@ -1,16 +1,17 @@
-"""Errors of the ``replica`` package, extending the :mod:`ltx.errors` hierarchy.
+"""Errors of the ``replica`` package, beneath the project's root :class:`ltx.errors.PyLitestreamError`.
 
-Every failure the replicator can detect is a :class:`ReplicaError`, itself an
-:class:`ltx.errors.LTXError`, so one ``except LTXError`` catches everything the
-project raises and every error carries the optional ``path``/``level``/``txid``.
+Every failure the replicator can detect is a :class:`ReplicaError`. It is not an
+:class:`ltx.errors.LTXError` (that one means an LTX file or its use is wrong); both share
+the root, so ``except PyLitestreamError`` catches either, and every error carries the
+optional location (``path``, ``level``, ``txid``; ``key`` and ``line`` for configuration).
 """
 
 from __future__ import annotations
 
-from ltx.errors import LTXError
+from ltx.errors import PyLitestreamError
 
 
-class ReplicaError(LTXError):
+class ReplicaError(PyLitestreamError):
     """Something about replication, a replica, or the local database and its WAL is wrong."""
 
 

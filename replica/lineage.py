@@ -29,7 +29,7 @@ import attrs
 
 from ltx.checksum import page_checksum
 from ltx.database import read_db_info
-from ltx.errors import LTXError
+from ltx.errors import PyLitestreamError
 from ltx.header import Header
 from ltx.layout import HEADER_SIZE
 from ltx.names import lock_pgno
@@ -118,7 +118,7 @@ def is_latest_state(client: ReplicaClient, db_path: str, workdir: str | None = N
     """
     try:
         file_state, with_wal = database_states(db_path)
-    except (LTXError, OSError) as e:
+    except (PyLitestreamError, OSError) as e:
         log.debug("%s: no database state to compare: %s", db_path, e)
         return False
     candidates = {file_state} | ({with_wal} if with_wal is not None else set())

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from ltx.decoder import Decoder, read_page, read_page_index
-from ltx.errors import LTXError
+from ltx.errors import LTXError, PyLitestreamError
 from ltx.names import is_filename, parse_filename
 from replica import identity
 from replica.config.paths import default_meta_path
@@ -348,7 +348,7 @@ class Database:
         """Compare the identity recorded in the meta directory with the file now connected."""
         try:
             self._recorded = identity.load_record(self.meta_path)
-        except LTXError as e:
+        except PyLitestreamError as e:
             self._recorded = None
             self.file_change = self.file_change or f"identity record unusable ({e.message})"
             log.warning("%s: %s: the next L0 file is a snapshot", self.path, e)

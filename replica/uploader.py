@@ -33,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from ltx.errors import LTXError
+from ltx.errors import LTXError, PyLitestreamError
 from ltx.fullimage import is_full_image_file
 from ltx.names import SNAPSHOT_LEVEL
 from ltx.snapshot import rewrite_as_snapshot
@@ -215,7 +215,7 @@ class Uploader:
             except OwnershipError as e:
                 log.error("%s: final upload refused: %s", self.db.path, e)
                 return False
-            except LTXError as e:
+            except PyLitestreamError as e:
                 log.warning("%s: final upload failed, retrying: %s", self.db.path, e)
             if time.monotonic() >= deadline:
                 return False

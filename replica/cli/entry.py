@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import Final
 
-from ltx.errors import LTXError, describe_os_error
+from ltx.errors import PyLitestreamError, describe_os_error
 from replica.cli import databases, ltx, replicate, reset, restore, status, verify, version
 from replica.cli.errors import UsageError, describe_sqlite_error, one_line
 from replica.cli.parser import Run, build_parser
@@ -82,7 +82,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if e.hint:
             print(f"Try: {e.hint}", file=sys.stderr)
         return 1
-    except LTXError as e:
+    except PyLitestreamError as e:
         print(f"Error: {one_line(str(e))}", file=sys.stderr)
         return 1
     except OSError as e:

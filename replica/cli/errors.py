@@ -1,21 +1,35 @@
-"""How a command reports failure: usage errors, and one-line texts for the errors that reach the top.
+"""How a command reports failure: command errors, and one-line texts for the errors that reach the top.
 
-A command raises :class:`UsageError` for a mistake on its command line; the entry point
-prints it as ``Error: <message>`` (and ``Try: <hint>``). The project's own errors, an
-``OSError`` or a ``sqlite3.Error`` are printed on one line with the helpers here.
+A command raises :class:`CommandError` when what it was asked to do cannot be done (the
+database named is missing, a child process failed, an upload did not finish) and
+:class:`UsageError` for a mistake on its command line; the entry point prints either as
+``Error: <message>`` (a usage error also as ``Try: <hint>``). The project's other errors,
+an ``OSError`` or a ``sqlite3.Error`` are printed on one line with the helpers here.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
+from ltx.errors import PyLitestreamError
 
-class UsageError(Exception):
-    """A command line that cannot be run; ``hint`` is an example of a correct one."""
+
+class CommandError(PyLitestreamError):
+    """A command cannot do what it was asked; ``path`` names the database or file concerned."""
+
+
+class UsageError(CommandError):
+    """A command line that cannot be run; ``hint`` is an example of a correct one.
+
+    ``str(err)`` is the message alone, as Litestream prints it.
+    """
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def one_line(message: str) -> str:

@@ -16,10 +16,9 @@ import signal
 import subprocess
 import threading
 
-from ltx.errors import LTXError
 from replica import metrics
 from replica.cli.binding import OpenClient, config_from_command_line, discoverer
-from replica.cli.errors import UsageError
+from replica.cli.errors import CommandError, UsageError
 from replica.cli.output import setup_logging
 from replica.cli.source import load
 from replica.cli.version import VERSION
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 r.stop()  # the first error is the one to report
                 raise
             if not r.stop():
-                raise LTXError(f"{r.db.path}: not every L0 file reached the replica (see the log above)")
+                raise CommandError(f"{r.db.path}: not every L0 file reached the replica (see the log above)")
         log.info("one-shot replication complete")
         return 0
     if cfg.addr:
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
     """Run ``sup`` (and ``exec_cmd`` as a child) until SIGINT/SIGTERM or the child's exit.
 
-    Raises :class:`~ltx.errors.LTXError` when the child failed or when some L0 files
+    Raises :class:`~replica.cli.errors.CommandError` when the child failed or when some L0 files
     did not reach their replica before shutdown.
     """
     stop = threading.Event()
@@ -123,9 +122,9 @@ def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
     complete = sup.stop()
     log.info("litestream shut down")
     if child is not None and child_rc != 0 and not (signals and child_rc < 0):
-        raise LTXError(f"exit status {child_rc}")
+        raise CommandError(f"exit status {child_rc}")
     if not complete:
-        raise LTXError(
+        raise CommandError(
             "not every L0 file reached the replica before shutdown for "
             + ", ".join(sup.incomplete)
             + " (see the log above); files not uploaded stay in the meta directory"

@@ -6,9 +6,8 @@ import argparse
 import os
 import shutil
 
-from ltx.errors import LTXError
 from replica import config as cfgmod
-from replica.cli.errors import UsageError
+from replica.cli.errors import CommandError, UsageError
 from replica.cli.source import load
 
 
@@ -23,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
             if d.path == path and d.meta_path:
                 meta = d.meta_path
     if not os.path.exists(path):
-        raise LTXError(f"database does not exist: {path}")
+        raise CommandError(f"database does not exist: {path}")
     if not os.path.isdir(meta):
         print(f"No local state to reset for {path}")
         print(f"Meta directory does not exist: {meta}")

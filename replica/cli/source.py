@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
-from ltx.errors import LTXError
 from replica import config as cfgmod
-from replica.cli.errors import UsageError
+from replica.cli.errors import CommandError, UsageError
 from replica.defaults import DEFAULT_S3_CONNECT_TIMEOUT, DEFAULT_S3_READ_TIMEOUT, seconds
 from replica.storage import ReplicaClient, build_s3_filesystem, open_replica_client
 
@@ -42,7 +41,7 @@ def configured_dbs(cfg: cfgmod.Config) -> list[cfgmod.DBConfig]:
     dbs = cfgmod.expand_dir_entries(cfg)
     for d in dbs:
         if d.replica is None:
-            raise LTXError(f"must specify replica for database: {d.path}")
+            raise CommandError(f"must specify replica for database: {d.path}")
     return dbs
 
 
@@ -58,4 +57,4 @@ def resolve_source(args: argparse.Namespace) -> tuple[ReplicaClient, str | None]
     for dbc in configured_dbs(cfg):
         if dbc.path == path and dbc.replica is not None:
             return client_for(dbc.replica), path
-    raise LTXError(f"database not found in config: {path}")
+    raise CommandError(f"database not found in config: {path}")

@@ -179,7 +179,7 @@ def _structure_class_factory(cls: type) -> Callable[[Any, Any], Any]:
             for k in value:
                 if k not in known and not k.startswith("x-"):
                     line = value.key_lines.get(k, value.line)
-                    raise ConfigError(f"unknown configuration key {k!r} on line {line}")
+                    raise ConfigError(f"unknown configuration key {k!r} on line {line}", key=k, line=line)
         data: dict[str, Any] = {}
         for f, key in keys:
             if key == _INLINE_KEY:

@@ -52,14 +52,17 @@ def load_config(
         with open(filename, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {filename}") from None
+        raise ConfigError(f"config file not found: {filename}").located(path=filename) from None
     except OSError as e:
-        raise ConfigError(path_error("open", filename, e)) from e
+        raise ConfigError(path_error("open", filename, e)).located(path=filename) from e
     try:
         text = data.decode("utf-8")
+        cfg = parse_config(text, expand_env=expand_env, environ=env)
     except UnicodeDecodeError:
-        raise ConfigError("yaml: invalid leading UTF-8 octet") from None
-    cfg = parse_config(text, expand_env=expand_env, environ=env)
+        raise ConfigError("yaml: invalid leading UTF-8 octet").located(path=filename) from None
+    except ConfigError as e:
+        e.located(path=filename)
+        raise
     return attrs.evolve(cfg, config_path=filename)
 
 

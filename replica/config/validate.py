@@ -19,7 +19,7 @@ _LOG_TYPES: Final = frozenset(("text", "json", "pretty", ""))
 
 def _invalid(field: str, error: str, value: object) -> ConfigError:
     shown = format_go_duration(value) if isinstance(value, dt.timedelta) else str(value)
-    return ConfigError(f"{field}: {error} (got {shown})", field=field, value=value)
+    return ConfigError(f"{field}: {error} (got {shown})", key=field, value=value)
 
 
 def validate(cfg: Config) -> None:

@@ -58,11 +58,12 @@ class DecodeLog:
             return
         fatal = [i for i in issues if i.fatal]
         if fatal:
-            raise ConfigError(min(fatal, key=lambda i: i.line).message)
+            first = min(fatal, key=lambda i: i.line)
+            raise ConfigError(first.message, line=first.line)
         seen: dict[str, None] = {}
         for issue in sorted(issues, key=lambda i: i.line):
             seen.setdefault(issue.message, None)
-        raise ConfigError("yaml: unmarshal errors:\n  " + "\n  ".join(seen))
+        raise ConfigError("yaml: unmarshal errors:\n  " + "\n  ".join(seen), line=min(i.line for i in issues))
 
 
 class Scalar:

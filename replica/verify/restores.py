@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from ltx.errors import LTXError
+from ltx.errors import PyLitestreamError
 from ltx.fileinfo import FileInfo
 from replica.errors import StorageError
 from replica.restore import (
@@ -157,7 +157,7 @@ def restore_once(
         )
     except IntegrityCheckError as e:
         return RestoreOutcome(_integrity_failure(e, plan, label, txid))
-    except LTXError as e:
+    except PyLitestreamError as e:
         level, name = located(client, e, checked)
         return RestoreOutcome(
             Finding(
@@ -193,7 +193,9 @@ def _integrity_failure(e: IntegrityCheckError, plan: RestorePlan, label: str, tx
     )
 
 
-def located(client: ReplicaClient, e: LTXError, checked: Sequence[Checked]) -> tuple[int | None, str | None]:
+def located(
+    client: ReplicaClient, e: PyLitestreamError, checked: Sequence[Checked]
+) -> tuple[int | None, str | None]:
     """(level, base name) of the replica file an error from a restore is about, if any."""
     if e.path is None:
         return e.level, None

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import replica._go.duration as go_duration
 import replica.config.discover as config_discover
-from ltx.errors import LTXError
+from ltx.errors import PyLitestreamError
 from replica.config import (
     Config,
     ConfigError,
@@ -1121,7 +1121,7 @@ def test_error_messages(tmp_path: Path, name: str, text: str, message: str) -> N
     with pytest.raises(ConfigError) as info:
         parse(text, tmp_path)
     assert str(info.value) == message.format(base=tmp_path)
-    assert isinstance(info.value, ReplicaError) and isinstance(info.value, LTXError)
+    assert isinstance(info.value, ReplicaError) and isinstance(info.value, PyLitestreamError)
 
 
 @pytest.mark.parametrize(("name", "text", "message"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
