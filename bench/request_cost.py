@@ -31,8 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.integration.s3server import running_s3_server, s3_env  # noqa: E402
-from tests.integration.test_compaction import CountingProxy  # noqa: E402
+from tests.support.s3server import (  # noqa: E402
+    CountingProxy,
+    running_s3_server,
+    s3_env,
+)
 
 KINDS = ("PUT", "GET", "HEAD", "LIST", "DELETE", "POST")
 

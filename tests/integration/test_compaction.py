@@ -21,7 +21,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,10 +37,10 @@ from replica.monitor import DBOptions
 from replica.restore import restore
 from replica.storage import ReplicaClient, open_replica_client
 from replica.storage.timestamps import from_millis
-from tests.integration import litestream
-from tests.integration.conftest import Target
-from tests.integration.s3server import FaultProxy, S3Server
-from tests.integration.workload import ids, integrity, make_db, start_writer, track, wait_for
+from tests.support import litestream
+from tests.support.processes import Target
+from tests.support.s3server import CountingProxy, S3Server
+from tests.support.workload import ids, integrity, make_db, start_writer, track, wait_for
 
 S = dt.timedelta(seconds=1)
 FAST_DB = DBOptions(monitor_interval=0.2, checkpoint_interval=5.0)
@@ -242,45 +241,9 @@ def test_we_take_over_a_replica_litestream_compacted(tmp_path: Path, target: Tar
 # -- (c) ------------------------------------------------------------------------------------
 
 
-class CountingProxy(FaultProxy):
-    """A pass-through proxy that records the kind and level of every S3 request."""
-
-    def __init__(self, upstream: str, bucket: str) -> None:
-        super().__init__(upstream)
-        self.bucket = bucket
-        self.log: list[tuple[str, int | None]] = []
-        self._log_lock = threading.Lock()
-
-    def _forward(self, handler: Any, body: bytes) -> None:
-        url = urllib.parse.urlsplit(handler.path)
-        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        parts = url.path.strip("/").split("/")
-        key = "/".join(parts[1:])
-        level = None
-        segs = key.split("/")
-        if len(segs) >= 2 and len(segs[-2]) == 4:
-            level = int(segs[-2], 16)
-        if handler.command == "GET" and ("list-type" in query or not key):
-            kind = "LIST"
-        elif handler.command == "POST" and "delete" in query:
-            kind = "DELETE"
-        else:
-            kind = handler.command
-        with self._log_lock:
-            self.log.append((kind, level))
-        super()._forward(handler, body)
-
-    def counts(self, since: int = 0) -> dict[str, int]:
-        out: dict[str, int] = {}
-        with self._log_lock:
-            for kind, _ in self.log[since:]:
-                out[kind] = out.get(kind, 0) + 1
-        return out
-
-
 @pytest.fixture
 def counting_s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CountingProxy, str]]:
-    from tests.integration.s3server import s3_env
+    from tests.support.s3server import s3_env
 
     for k, v in s3_env().items():
         monkeypatch.setenv(k, v)

@@ -20,9 +20,9 @@ from replica.daemon import Replication
 from replica.monitor import Database, default_meta_path
 from replica.restore import restore
 from replica.storage import ReplicaClient, open_replica_client
-from tests.integration import litestream
-from tests.integration.conftest import Target
-from tests.integration.workload import Replicator, ids, integrity, make_db, start_writer, wait_for
+from tests.support import litestream
+from tests.support.processes import Target
+from tests.support.workload import Replicator, ids, integrity, make_db, start_writer, wait_for
 
 OLD = list(range(1, 101))
 """Rows of the original database."""

@@ -15,8 +15,8 @@ from ltx.names import lock_pgno
 from replica.daemon import Replication
 from replica.restore import restore
 from replica.storage import open_replica_client
-from tests.integration import litestream
-from tests.integration.workload import integrity
+from tests.support import litestream
+from tests.support.workload import integrity
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ltx.decoder import Decoder
 from replica.monitor import Database, DBOptions
-from tests.integration.workload import make_db, start_writer
+from tests.support.workload import make_db, start_writer
 
 
 def _header(path: str):  # type: ignore[no-untyped-def]

@@ -32,9 +32,9 @@ from replica.ownership import (
 )
 from replica.storage import SNAPSHOT_LEVEL, open_replica_client
 from tests.conftest import REPO
-from tests.integration import litestream
-from tests.integration.conftest import Target
-from tests.integration.workload import Replicator, ids, make_db, start_writer, wait_for
+from tests.support import litestream
+from tests.support.processes import Target
+from tests.support.workload import Replicator, ids, make_db, start_writer, wait_for
 
 HOST = socket.gethostname()
 

@@ -39,10 +39,10 @@ from replica.restore.plan import PageSizeChangeError, RestoreTarget, plan_restor
 from replica.restore.probe import FileFacts, plan_with_probes, read_page_sizes
 from replica.storage import ReplicaClient, open_replica_client
 from tests.conftest import REPO
-from tests.integration import litestream
-from tests.integration.conftest import Target
-from tests.integration.workload import Replicator, ids, integrity, make_db, start_writer, wait_for
-from tests.ltxgen import database_bytes, encode, make_page
+from tests.support import litestream
+from tests.support.ltxgen import database_bytes, encode, make_page
+from tests.support.processes import Target
+from tests.support.workload import Replicator, ids, integrity, make_db, start_writer, wait_for
 
 NEVER = "10000h"
 """An interval whose next boundary is (almost surely) not during the test: the level runs only at start-up."""

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.integration import litestream
-from tests.integration.s3server import FaultProxy, S3Server, s3_env
-from tests.integration.workload import Replicator, ids, make_db, start_writer, wait_for
+from tests.support import litestream
+from tests.support.s3server import FaultProxy, S3Server, s3_env
+from tests.support.workload import Replicator, ids, make_db, start_writer, wait_for
 
 
 def run(

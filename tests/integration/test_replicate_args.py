@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.integration import litestream
-from tests.integration.workload import make_db
+from tests.support import litestream
+from tests.support.workload import make_db
 
 
 def ours(*args: str) -> subprocess.CompletedProcess[str]:

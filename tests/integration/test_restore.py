@@ -54,8 +54,8 @@ from replica.restore import (
 )
 from replica.restore.output import OutputState, TempOutput
 from replica.storage import ReplicaClient, open_replica_client
-from tests.integration import litestream, s3server
-from tests.ltxgen import chain_files, database_bytes, encode, histories
+from tests.support import litestream, s3server
+from tests.support.ltxgen import chain_files, database_bytes, encode, histories
 
 # --- helpers ---------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from replica.restore import OutputExistsError, restore
 from replica.restore.errors import RestoreOutputError
 from replica.storage import open_replica_client
 from tests.conftest import REPO
-from tests.integration.workload import make_db, start_writer
+from tests.support.workload import make_db, start_writer
 
 MiB = 1 << 20
 COMMIT_OFFSET = 12

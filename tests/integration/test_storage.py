@@ -55,7 +55,7 @@ from replica.storage import (
 from replica.storage.retry import ErrorKind, classify
 
 try:
-    from tests.integration import s3server
+    from tests.support import s3server
 except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
     import s3server  # type: ignore[no-redef]
 

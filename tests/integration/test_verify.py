@@ -29,10 +29,10 @@ from replica import verify
 from replica.restore import calc_restore_plan, is_full_image
 from replica.storage import RetryPolicy, open_replica_client
 from tests.conftest import REPO
-from tests.integration import litestream
-from tests.integration.conftest import Target
-from tests.integration.s3server import s3_env
-from tests.integration.workload import Replicator, make_db, start_writer
+from tests.support import litestream
+from tests.support.processes import Target
+from tests.support.s3server import s3_env
+from tests.support.workload import Replicator, make_db, start_writer
 
 WRITE_ROWS = 1500  # about 6 s of commits at the pace below: 6-8 TXIDs (both replicators sync every second)
 

@@ -11,8 +11,8 @@ from ltx.database import read_db_info
 from ltx.encoder import Encoder
 from ltx.header import FLAG_NO_CHECKSUM, Header
 from ltx.names import format_filename
-from tests.integration import litestream
-from tests.property.test_cli import run as run_ltx
+from tests.ltx.test_cli import run as run_ltx
+from tests.support import litestream
 
 
 def _write(con: sqlite3.Connection, n: int, start: int) -> None:

@@ -48,7 +48,7 @@ from replica.index import ReplicaIndex
 from replica.restore import RestorePlan, RestoreTarget, plan_restore
 from replica.retention import RetentionSettings, check_retention, plan_retention
 from replica.storage.timestamps import from_millis
-from tests.memstore import MemoryReplicaClient
+from tests.support.memstore import MemoryReplicaClient
 
 PAGE_SIZE = 512
 MAX_PAGES = 6

@@ -17,7 +17,15 @@ from ltx.errors import EncoderError, HeaderError, LTXError, PageOrderError
 from ltx.header import FLAG_NO_CHECKSUM, Header
 from ltx.index import PageIndex
 from ltx.names import lock_pgno
-from tests.ltxgen import PAGE_SIZES, chain_files, db_checksum, encode, histories, make_page, page_strategy
+from tests.support.ltxgen import (
+    PAGE_SIZES,
+    chain_files,
+    db_checksum,
+    encode,
+    histories,
+    make_page,
+    page_strategy,
+)
 
 
 @st.composite

@@ -24,6 +24,8 @@ import contextlib
 import itertools
 import os
 import socket
+import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -216,3 +218,39 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class CountingProxy(FaultProxy):
+    """A pass-through proxy that records the kind and level of every S3 request."""
+
+    def __init__(self, upstream: str, bucket: str) -> None:
+        super().__init__(upstream)
+        self.bucket = bucket
+        self.log: list[tuple[str, int | None]] = []
+        self._log_lock = threading.Lock()
+
+    def _forward(self, handler: Any, body: bytes) -> None:
+        url = urllib.parse.urlsplit(handler.path)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        parts = url.path.strip("/").split("/")
+        key = "/".join(parts[1:])
+        level = None
+        segs = key.split("/")
+        if len(segs) >= 2 and len(segs[-2]) == 4:
+            level = int(segs[-2], 16)
+        if handler.command == "GET" and ("list-type" in query or not key):
+            kind = "LIST"
+        elif handler.command == "POST" and "delete" in query:
+            kind = "DELETE"
+        else:
+            kind = handler.command
+        with self._log_lock:
+            self.log.append((kind, level))
+        super()._forward(handler, body)
+
+    def counts(self, since: int = 0) -> dict[str, int]:
+        out: dict[str, int] = {}
+        with self._log_lock:
+            for kind, _ in self.log[since:]:
+                out[kind] = out.get(kind, 0) + 1
+        return out

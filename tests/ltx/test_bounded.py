@@ -25,7 +25,7 @@ from ltx.names import format_filename
 from replica.restore import restore
 from replica.restore.execute import _Coverage
 from replica.storage import open_replica_client
-from tests.ltxgen import chain_files, make_page
+from tests.support.ltxgen import chain_files, make_page
 
 MiB = 1 << 20
 COMMIT_OFFSET = 12

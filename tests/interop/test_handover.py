@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from replica.storage import SNAPSHOT_LEVEL, open_replica_client
-from tests.integration import litestream
-from tests.integration.conftest import Target
-from tests.integration.workload import Replicator, ids, integrity, make_db, start_writer, track, wait_for
+from tests.support import litestream
+from tests.support.processes import Target
+from tests.support.workload import Replicator, ids, integrity, make_db, start_writer, track, wait_for
 
 
 def _litestream_replicate(db: Path, url: str, log: Path) -> subprocess.Popen[bytes]:

@@ -12,7 +12,7 @@ import pytest
 
 from replica.metrics import REGISTRY, Registry, serve
 from replica.monitor import Database
-from tests.integration.s3server import free_port
+from tests.support.s3server import free_port
 
 
 def test_render_is_prometheus_text() -> None:

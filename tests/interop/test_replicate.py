@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from replica.storage import open_replica_client
-from tests.integration import litestream
-from tests.integration.conftest import Target
-from tests.integration.workload import (
+from tests.support import litestream
+from tests.support.processes import Target
+from tests.support.workload import (
     Replicator,
     assert_prefix,
     ids,
