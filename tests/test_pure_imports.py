@@ -29,6 +29,7 @@ PURE = [
     "replica.verify.checks",
     "replica.identity",
     "model.state",
+    "model._operations",
 ]
 
 FORBIDDEN = (
