@@ -1,6 +1,6 @@
 """SQLite's WAL file format as constants: the magic numbers, version and fixed sizes.
 
-The one home of these facts; :mod:`replica.wal` (the reader, with numpy) and the pure
+The one home of these facts; :mod:`replica.wal` (the reader and checksum, with numpy) and the pure
 planners import them from here, so a planner that needs a size loads no codec.
 """
 

@@ -22,6 +22,8 @@ PURE = [
     "ltx.fileinfo",
     "ltx.header",
     "replica.syncplan",
+    "replica.wal_format",
+    "replica.wal",
     "replica.levels",
     "replica.retention",
     "replica.restore.plan",

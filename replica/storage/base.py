@@ -4,8 +4,9 @@
 and delete LTX files by (level, min TXID, max TXID), and read or conditionally
 write the few objects beside the levels (the owner record). Subclasses, one per
 family of stores, supply only the backend hooks (``_list``, ``_stat``, ``_write``,
-``_read``, ``_delete_one``/``_delete``, ``_delete_all``, and optionally the object
-hooks): :mod:`replica.storage.local`, :mod:`replica.storage.s3`,
+``_read``, ``_delete_one``/``_delete``, ``_delete_all``, and optionally ``_open`` and
+the object hooks) and the constructor options of their own, passing
+:class:`ClientOptions` on: :mod:`replica.storage.local`, :mod:`replica.storage.s3`,
 :mod:`replica.storage.generic`.
 
 Writes never replace a file: an LTX file or an object is created only if its name is
@@ -32,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import Any, BinaryIO, TypedDict, TypeVar, cast
 
 import crc32c
 
@@ -57,6 +58,21 @@ from replica.storage.url import ReplicaURL
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword options every client takes (:class:`ReplicaClient`'s own).
+
+    A backend's constructor takes its own options and passes these on untouched
+    (``**options: Unpack[ClientOptions]``), so their defaults are :class:`ReplicaClient`'s.
+    """
+
+    retry: RetryPolicy
+    """The retry policy of :meth:`ReplicaClient._run` (default :data:`DEFAULT_RETRY`)."""
+    fs: Any
+    """A ready fsspec filesystem to use instead of building one (tests, injected stores)."""
+    sleep: Callable[[float], None]
+    """How to wait between tries (default :func:`time.sleep`)."""
 
 
 class ReplicaClient:
@@ -253,26 +269,12 @@ class ReplicaClient:
         try:
             source = Source(data)
         except OSError as exc:
-            raise StorageError(
-                f"cannot read the data to write: {exc}",
-                path=target.path,
-                level=level,
-                op="write",
-                min_txid=min_txid,
-                max_txid=max_txid,
-            ) from exc
+            raise target.error(f"cannot read the data to write: {exc}") from exc
         try:
             if created_at is None:
                 created_at = header_timestamp(source.head())
                 if created_at is None:
-                    raise StorageError(
-                        "data does not start with an LTX header; pass created_at",
-                        path=target.path,
-                        level=level,
-                        op="write",
-                        min_txid=min_txid,
-                        max_txid=max_txid,
-                    )
+                    raise target.error("data does not start with an LTX header; pass created_at")
             elif created_at.tzinfo is None:
                 created_at = created_at.replace(tzinfo=UTC)
             when = created_at.astimezone(UTC)
@@ -287,14 +289,7 @@ class ReplicaClient:
                     return settled
                 break
             else:
-                raise StorageError(
-                    "the name keeps appearing and vanishing while we write it",
-                    path=target.path,
-                    level=level,
-                    op="write",
-                    min_txid=min_txid,
-                    max_txid=max_txid,
-                )
+                raise target.error("the name keeps appearing and vanishing while we write it")
         finally:
             source.close()
         return FileInfo(level, min_txid, max_txid, source.size, when)
@@ -369,13 +364,7 @@ class ReplicaClient:
         remote stores each buffer refill is one ranged, retried read; for ``file`` it
         is the real file. Raises :class:`FileNotFoundInReplicaError` at once if missing.
         """
-        if size is None:
-            size = self.stat_file(level, min_txid, max_txid).size
-        raw = RangedReader(self, level, min_txid, max_txid, size)
-        reader = io.BufferedReader(raw, buffer_size)
-        if offset:
-            reader.seek(offset)
-        return cast(BinaryIO, reader)
+        return self._open(level, min_txid, max_txid, offset, size, buffer_size)
 
     def delete_files(self, infos: Iterable[FileInfo]) -> None:
         """Delete the given files; files already gone are ignored."""
@@ -457,6 +446,18 @@ class ReplicaClient:
 
     def _read(self, key: str, offset: int, size: int | None) -> bytes:
         raise NotImplementedError
+
+    def _open(
+        self, level: int, min_txid: int, max_txid: int, offset: int, size: int | None, buffer_size: int
+    ) -> BinaryIO:
+        """:meth:`open_file` for remote stores: buffered ranged reads (:class:`RangedReader`)."""
+        if size is None:
+            size = self.stat_file(level, min_txid, max_txid).size
+        raw = RangedReader(self, level, min_txid, max_txid, size)
+        reader = io.BufferedReader(raw, buffer_size)
+        if offset:
+            reader.seek(offset)
+        return cast(BinaryIO, reader)
 
     def _delete(self, infos: list[FileInfo]) -> None:
         for info in infos:

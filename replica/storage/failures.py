@@ -3,7 +3,8 @@
 Every client operation names its :class:`Target` (operation, location, level, TXIDs);
 when the retry loop gives up, :func:`storage_error` builds the
 :class:`~replica.errors.StorageError` subclass for the failure's
-:class:`~replica.storage.retry.ErrorKind`, carrying that target and the attempt count.
+:class:`~replica.storage.retry.ErrorKind`, carrying that target and the attempt count;
+:meth:`Target.error` builds the error for a failure the client finds itself.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ class Target:
     min_txid: int | None = None
     max_txid: int | None = None
 
+    def error(self, message: str, cls: type[StorageError] = StorageError, attempts: int = 1) -> StorageError:
+        """A ``cls`` error about this target: its operation, location, level and TXIDs."""
+        return cls(
+            message,
+            path=self.path,
+            level=self.level,
+            op=self.op,
+            min_txid=self.min_txid,
+            max_txid=self.max_txid,
+            attempts=attempts,
+        )
+
 
 ERROR_TYPES: dict[ErrorKind, type[StorageError]] = {
     ErrorKind.NOT_FOUND: FileNotFoundInReplicaError,
@@ -41,7 +54,6 @@ ERROR_TYPES: dict[ErrorKind, type[StorageError]] = {
 
 def storage_error(kind: ErrorKind, exc: BaseException, target: Target, attempts: int) -> StorageError:
     """The typed error for a failure ``exc`` of ``kind`` on ``target``, after ``attempts`` tries."""
-    cls = ERROR_TYPES[kind]
     detail = str(exc) or type(exc).__name__
     if kind is ErrorKind.NOT_FOUND:
         msg = f"not found: {detail}"
@@ -51,12 +63,4 @@ def storage_error(kind: ErrorKind, exc: BaseException, target: Target, attempts:
         msg = f"store unavailable after {attempts} attempt(s): {detail}"
     else:
         msg = detail
-    return cls(
-        msg,
-        path=target.path,
-        level=target.level,
-        op=target.op,
-        min_txid=target.min_txid,
-        max_txid=target.max_txid,
-        attempts=attempts,
-    )
+    return target.error(msg, ERROR_TYPES[kind], attempts)

@@ -6,18 +6,15 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-import time
-from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Unpack
 
 from ltx.fileinfo import FileInfo
 from ltx.fsutil import atomic_write
 from ltx.names import is_filename, parse_filename
 from replica.errors import FileExistsInReplicaError
-from replica.storage.base import ReplicaClient
+from replica.storage.base import ClientOptions, ReplicaClient
 from replica.storage.failures import Target
 from replica.storage.layout import check_level
-from replica.storage.retry import DEFAULT_RETRY, RetryPolicy
 from replica.storage.source import COPY_CHUNK, Source
 from replica.storage.timestamps import from_nanos, to_nanos
 from replica.storage.url import ReplicaURL
@@ -64,13 +61,11 @@ class LocalReplicaClient(ReplicaClient):
         self,
         url: ReplicaURL,
         *,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        fs: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(url, retry=retry, fs=fs, sleep=sleep)
+        super().__init__(url, **options)
         self._root = os.path.abspath(url.path)
         self.file_mode = file_mode
         self.dir_mode = dir_mode
@@ -162,27 +157,20 @@ class LocalReplicaClient(ReplicaClient):
                 f.seek(offset)
             return f.read(-1 if size is None else size)
 
-    def open_file(
-        self,
-        level: int,
-        min_txid: int,
-        max_txid: int,
-        *,
-        offset: int = 0,
-        size: int | None = None,
-        buffer_size: int = 1024 * 1024,
+    def _open(
+        self, level: int, min_txid: int, max_txid: int, offset: int, size: int | None, buffer_size: int
     ) -> BinaryIO:
-        """The real file, opened for reading and positioned at ``offset``."""
+        """The real file, opened for reading and positioned at ``offset`` (``size`` is not needed)."""
         check_level(level)
         key = self.key(level, min_txid, max_txid)
 
-        def _open() -> BinaryIO:
+        def opened() -> BinaryIO:
             f = open(key, "rb", buffering=buffer_size)  # noqa: SIM115
             if offset:
                 f.seek(offset)
             return f
 
-        return self._run(self._target("open", level, min_txid, max_txid), _open)
+        return self._run(self._target("open", level, min_txid, max_txid), opened)
 
     def _delete_one(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

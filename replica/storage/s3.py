@@ -13,9 +13,8 @@ import base64
 import datetime as dt
 import logging
 import os
-import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import attrs
 import crc32c
@@ -28,9 +27,8 @@ from replica.errors import (
     StorageError,
     StorageIntegrityError,
 )
-from replica.storage.base import ReplicaClient, content_version
+from replica.storage.base import ClientOptions, ReplicaClient, content_version
 from replica.storage.failures import Target
-from replica.storage.retry import DEFAULT_RETRY, RetryPolicy
 from replica.storage.source import Source, crc32c_b64
 from replica.storage.timestamps import (
     TIMESTAMP_METADATA_KEY,
@@ -150,17 +148,15 @@ class S3ReplicaClient(ReplicaClient):
         self,
         url: ReplicaURL,
         *,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        fs: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
         part_size: int | None = None,
         multipart_threshold: int = S3_DEFAULT_MULTIPART_THRESHOLD,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        **options: Unpack[ClientOptions],
     ) -> None:
         if url.s3 is None:
             raise StorageError(f"not an s3 URL: {url}")
-        super().__init__(url, retry=retry, fs=fs, sleep=sleep)
+        super().__init__(url, **options)
         self.s3 = url.s3
         self.part_size = max(S3_MIN_PART_SIZE, part_size or url.s3.part_size or S3_DEFAULT_PART_SIZE)
         self.multipart_threshold = multipart_threshold
@@ -169,10 +165,6 @@ class S3ReplicaClient(ReplicaClient):
     @property
     def bucket(self) -> str:
         return self.s3.bucket
-
-    @property
-    def root(self) -> str:
-        return self.s3.path
 
     def _make_fs(self) -> Any:
         return build_s3_filesystem(self.s3, connect_timeout=self._timeouts[0], read_timeout=self._timeouts[1])

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ltx.decoder import Decoder
-from ltx.errors import LTXError
+from ltx.errors import PyLitestreamError
 from ltx.header import Header
 from replica.compaction import TEMP_PREFIX, TEMP_SUFFIX
 from replica.daemon import Replication
@@ -46,7 +46,7 @@ def _wait_restored(client: ReplicaClient, tmp: Path, rows: list[int], what: str)
     def ready() -> bool:
         try:
             return _restored(client, tmp) == rows
-        except LTXError:  # nothing to restore yet, or a file replaced while we listed
+        except PyLitestreamError:  # nothing to restore yet, or a file replaced while we listed
             return False
 
     wait_for(ready, timeout=20, what=what)
