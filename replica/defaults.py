@@ -3,13 +3,18 @@
 Durations are :class:`datetime.timedelta`, counts and sizes are ``int``. A class that
 keeps float seconds internally converts at its boundary with :func:`seconds`; nothing
 else restates these values. Each docstring names the Litestream 0.5 setting (or Go
-constant) the value mirrors.
+constant) the value mirrors. A default that depends on a database's path is a function
+here (:func:`default_meta_path`). Pure: importing this module loads no storage, SQLite
+or numpy module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 from typing import Final
+
+from replica._go.path import go_join
 
 # -- files and names ---------------------------------------------------------------------
 
@@ -21,6 +26,13 @@ DEFAULT_SOCKET_PATH: Final = "/var/run/litestream.sock"
 
 META_DIR_SUFFIX: Final = "-litestream"
 """Litestream's ``MetaDirSuffix``: the meta directory is ``.<db name>-litestream`` beside the database."""
+
+
+def default_meta_path(db_path: str) -> str:
+    """The default meta directory of a database: ``<dir>/.<base>-litestream`` (reference §2.1)."""
+    head, base = posixpath.split(db_path)
+    return go_join(head, "." + base + META_DIR_SUFFIX) if head else "." + base + META_DIR_SUFFIX
+
 
 # -- one database (Litestream's DB fields) -------------------------------------------------
 

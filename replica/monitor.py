@@ -44,13 +44,13 @@ from ltx.decoder import Decoder, read_page, read_page_index
 from ltx.errors import LTXError, PyLitestreamError
 from ltx.names import is_filename, parse_filename
 from replica import identity
-from replica.config.paths import default_meta_path
 from replica.defaults import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_CHECKPOINT_INTERVAL,
     DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
     DEFAULT_MONITOR_INTERVAL,
     DEFAULT_TRUNCATE_PAGE_N,
+    default_meta_path,
     seconds,
 )
 from replica.errors import ReplicaError

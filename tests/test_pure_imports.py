@@ -22,6 +22,8 @@ PURE = [
     "ltx.fileinfo",
     "ltx.header",
     "replica.syncplan",
+    "replica.defaults",
+    "replica._go.path",
     "replica.wal_format",
     "replica.wal",
     "replica.levels",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from replica._go.errors import GoError
 from replica._go.oserror import path_error
-from replica.storage.url import go_join
+from replica._go.path import go_join
 
 
 class SkipDir(Exception):

@@ -9,6 +9,7 @@ import shutil
 from replica import config as cfgmod
 from replica.cli.errors import CommandError, UsageError
 from replica.cli.source import load
+from replica.defaults import default_meta_path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.path:
         raise UsageError("database path required", "litestream reset /path/to/db")
     path = os.path.abspath(args.path)
-    meta = cfgmod.default_meta_path(path)
+    meta = default_meta_path(path)
     if args.config:
         for d in cfgmod.expand_dir_entries(load(args)):
             if d.path == path and d.meta_path:

@@ -10,6 +10,7 @@ from ltx.names import is_filename, parse_filename
 from replica import config as cfgmod
 from replica.cli.output import print_table, si_bytes
 from replica.cli.source import load
+from replica.defaults import default_meta_path
 
 
 def local_state(path: str, meta_path: str) -> tuple[str, str, str]:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     for d in cfgmod.expand_dir_entries(cfg):
         if args.path and d.path != os.path.abspath(args.path):
             continue
-        status, txid, wal = local_state(d.path, d.meta_path or cfgmod.default_meta_path(d.path))
+        status, txid, wal = local_state(d.path, d.meta_path or default_meta_path(d.path))
         rows.append({"database": d.path, "status": status, "local_txid": txid, "wal_size": wal})
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -43,7 +43,7 @@ from replica.config.discover import (
 from replica.config.environ import expand_env
 from replica.config.errors import ConfigError
 from replica.config.load import config_from_args, load_config, parse_config
-from replica.config.paths import default_meta_path, expand_path, strip_sqlite_prefix
+from replica.config.paths import expand_path, strip_sqlite_prefix
 from replica.config.schema import (
     DEFAULT_LEVELS,
     AgeConfig,
@@ -120,7 +120,6 @@ __all__ = [
     "ValidationConfig",
     "config_from_args",
     "db_from_dir_entry",
-    "default_meta_path",
     "expand_dir_entries",
     "expand_env",
     "expand_path",

@@ -20,6 +20,7 @@ import attrs
 
 from replica._go.errors import GoError
 from replica._go.oserror import path_error
+from replica._go.path import go_clean, go_join
 from replica._go.strconv import INT64_MAX, quote
 from replica._go.url import PATH_SAFE, GoURL
 from replica._go.url import parse_url as _go_url_parse
@@ -31,8 +32,6 @@ from replica.storage.url import (
     ReplicaURL,
     S3Options,
     endpoint_with_scheme,
-    go_clean,
-    go_join,
     parse_bool,
     parse_replica_url,
 )

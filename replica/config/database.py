@@ -12,8 +12,9 @@ import attrs
 
 from replica.config.backends import check_replica, is_url
 from replica.config.errors import ConfigError
-from replica.config.paths import default_meta_path, expand_path
+from replica.config.paths import expand_path
 from replica.config.schema import DBConfig, ReplicaConfig
+from replica.defaults import default_meta_path
 
 
 def _single_replica(db: DBConfig) -> ReplicaConfig:

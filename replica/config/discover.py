@@ -20,15 +20,14 @@ import attrs
 
 from replica._go.errors import GoError
 from replica._go.match import BadPatternError, match
+from replica._go.path import go_clean, go_join
 from replica._go.url import PATH_SAFE
 from replica._go.walk import SkipDir, walk
 from replica.config.backends import parse_url
 from replica.config.database import check_db, finish_db
 from replica.config.errors import ConfigError
-from replica.config.paths import default_meta_path
 from replica.config.schema import Config, DBConfig, ReplicaConfig
-from replica.defaults import META_DIR_SUFFIX
-from replica.storage.url import go_clean, go_join
+from replica.defaults import META_DIR_SUFFIX, default_meta_path
 
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import posixpath
 
+from replica._go.path import go_clean
 from replica.config.errors import ConfigError
-from replica.defaults import META_DIR_SUFFIX
-from replica.storage.url import go_clean, go_join
 
 
 def strip_sqlite_prefix(s: str) -> str:
@@ -47,9 +45,3 @@ def expand_path(path: str, base_dir: str | None = None) -> str:
     if p.startswith("/"):
         return go_clean(p)
     return go_clean((base_dir or os.getcwd()) + "/" + p)
-
-
-def default_meta_path(db_path: str) -> str:
-    """The default meta directory of a database: ``<dir>/.<base>-litestream`` (reference §2.1)."""
-    head, base = posixpath.split(db_path)
-    return go_join(head, "." + base + META_DIR_SUFFIX) if head else "." + base + META_DIR_SUFFIX

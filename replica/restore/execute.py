@@ -32,6 +32,9 @@ Design choices:
   :func:`~replica.restore.plan.probe_candidates` proposes (header, tail and index:
   three ranged reads each, at most :data:`MAX_PROBES`) until it finds a full image of
   the right page size to start from.
+* **Each header read once**: a restore's probe keeps the header bytes it read; the
+  preflight takes the page size and Commit from the last file's, and the fetcher is
+  handed them all, so no plan file's header is fetched twice.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
-import io
 import logging
 import os
 import sqlite3
@@ -50,8 +52,6 @@ from typing import Literal
 
 import attrs
 
-from ltx.decoder import read_header
-from ltx.errors import LTXError
 from ltx.fileinfo import FileInfo
 from ltx.layout import HEADER_SIZE
 from replica.restore.apply import Coverage, apply_plan
@@ -70,8 +70,8 @@ from replica.restore.plan import (
     check_contiguous,
 )
 from replica.restore.probe import MAX_PROBES as MAX_PROBES
+from replica.restore.probe import FileFacts, plan_with_probes, read_file_header
 from replica.restore.probe import is_full_image as is_full_image
-from replica.restore.probe import plan_with_probes
 from replica.restore.probe import probe_full_image as probe_full_image
 from replica.storage.client import ReplicaClient
 
@@ -132,18 +132,6 @@ def list_replica(
     return {lvl: fut.result() for lvl, fut in futures.items()}
 
 
-def _plan_with_probes(
-    client: ReplicaClient,
-    listing: dict[int, list[FileInfo]],
-    target: RestoreTarget,
-    pool: concurrent.futures.Executor,
-    batch: int,
-    max_probes: int,
-) -> RestorePlan:
-    """The plan of :func:`replica.restore.probe.plan_with_probes`: one page size, starts found by probing."""
-    return plan_with_probes(client, listing, target, pool=pool, batch=batch, max_probes=max_probes)
-
-
 def _target(txid: int | None, timestamp: dt.datetime | None) -> RestoreTarget:
     if txid == 0:
         txid = None  # Litestream: 0 means latest
@@ -170,14 +158,17 @@ def calc_restore_plan(
         raise RestoreOptionsError(f"invalid parallelism {parallelism}: must be at least 1")
     with concurrent.futures.ThreadPoolExecutor(parallelism, thread_name_prefix="restore-plan") as pool:
         listing = list_replica(client, use_metadata=timestamp is not None, pool=pool)
-        return _plan_with_probes(client, listing, target, pool, parallelism, max_probes)
+        return plan_with_probes(client, listing, target, pool=pool, batch=parallelism, max_probes=max_probes)
 
 
 # --- checking, applying, publishing ----------------------------------------------------
 
 
-def _preflight(client: ReplicaClient, plan: RestorePlan) -> tuple[int, int]:
-    """Check the plan before anything is written; return (page size, final Commit)."""
+def _preflight(client: ReplicaClient, plan: RestorePlan, facts: FileFacts | None = None) -> tuple[int, int]:
+    """Check the plan before anything is written; return (page size, final Commit).
+
+    Both come from the last file's header: the one ``facts`` kept, else read now.
+    """
     check_contiguous(plan.files)
     for f in plan.files:
         if f.size < MIN_LTX_SIZE:
@@ -189,12 +180,9 @@ def _preflight(client: ReplicaClient, plan: RestorePlan) -> tuple[int, int]:
                 txid=f.min_txid,
             )
     last = plan.files[-1]
-    where = client.location(client.key(last.level, last.min_txid, last.max_txid))
-    raw = client.read_file(last.level, last.min_txid, last.max_txid, 0, HEADER_SIZE)
-    try:
-        header = read_header(io.BytesIO(raw))
-    except LTXError as e:
-        raise e.located(path=where, level=last.level, txid=last.min_txid) from None
+    header = facts.header(last) if facts is not None else None
+    if header is None:
+        header = read_file_header(client, last)
     return header.page_size, header.commit
 
 
@@ -275,8 +263,11 @@ def restore(
 
     with concurrent.futures.ThreadPoolExecutor(parallelism, thread_name_prefix="restore") as pool:
         listing = list_replica(client, use_metadata=timestamp is not None, pool=pool)
-        plan = _plan_with_probes(client, listing, target, pool, parallelism, MAX_PROBES)
-        page_size, commit = _preflight(client, plan)
+        facts = FileFacts(keep_headers=True)
+        plan = plan_with_probes(
+            client, listing, target, facts=facts, pool=pool, batch=parallelism, max_probes=MAX_PROBES
+        )
+        page_size, commit = _preflight(client, plan, facts)
         log.info(
             "restoring %s to %s: %d file(s), txid %016x-%016x, %d bytes",
             client.location(client.root),  # no query string: it may hold keys
@@ -299,7 +290,10 @@ def restore(
         if progress is not None:
             progress(0, total)
         # this module's CHUNK_SIZE, read now: setting it shrinks the ranged reads
-        fetcher = Fetcher(client, plan.files, pool, window=2 * parallelism, chunk_size=CHUNK_SIZE)
+        heads = [facts.header_bytes(f) for f in plan.files]  # read while planning: not again
+        fetcher = Fetcher(
+            client, plan.files, pool, window=2 * parallelism, chunk_size=CHUNK_SIZE, heads=heads
+        )
         created: list[str] = []
         tmp: TempOutput | None = None
         try:

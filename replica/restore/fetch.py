@@ -6,6 +6,12 @@ plan order; at most ``window`` chunks are in flight or waiting, so memory stays 
 ``window * CHUNK_SIZE`` whatever the database size, and nothing is copied to disk.
 Each ranged read is retried by the replica client. :class:`FileStream` presents one
 plan file as a readable stream for the decoder.
+
+Bytes already read while planning (each plan file's header, kept by the probe's
+:class:`~replica.restore.probe.FileFacts`) are handed to the :class:`Fetcher` as the
+file's ``head``: they are not read again, the file's ranged reads start after them,
+and its stream yields them first, so the decoder (and the file checksum it verifies)
+sees every byte of the file once.
 """
 
 from __future__ import annotations
@@ -37,7 +43,11 @@ class Chunk:
 
 
 class Fetcher:
-    """The plan's files as one ordered stream of ranged reads, up to ``window`` ahead."""
+    """The plan's files as one ordered stream of ranged reads, up to ``window`` ahead.
+
+    ``heads``, when given, holds for each plan file the bytes already read at its start
+    (its header), or None: those bytes are not read again (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -46,22 +56,29 @@ class Fetcher:
         pool: concurrent.futures.Executor,
         window: int,
         chunk_size: int | None = None,
+        heads: Sequence[bytes | None] | None = None,
     ) -> None:
         self._client = client
         self._files = files
         self._pool = pool
         self._window = window
         self._chunk_size = chunk_size or CHUNK_SIZE
+        self._heads = [b""] * len(files) if heads is None else [h or b"" for h in heads]
         self._todo = self._chunks()
         self._ahead: collections.deque[tuple[Chunk, concurrent.futures.Future[bytes]]] = collections.deque()
 
     def _chunks(self) -> Iterator[Chunk]:
         for i, f in enumerate(self._files):
-            for off in range(0, f.size, self._chunk_size):
+            for off in range(len(self._heads[i]), f.size, self._chunk_size):
                 yield Chunk(i, off, min(self._chunk_size, f.size - off))
 
+    def head(self, index: int) -> bytes:
+        """The bytes of plan file ``index`` known before fetching (empty when none)."""
+        return self._heads[index]
+
     def chunk_count(self, index: int) -> int:
-        return math.ceil(self._files[index].size / self._chunk_size)
+        """How many ranged reads plan file ``index`` takes (after its head)."""
+        return math.ceil(max(0, self._files[index].size - len(self._heads[index])) / self._chunk_size)
 
     def _fill(self) -> None:
         while len(self._ahead) < self._window:
@@ -99,12 +116,16 @@ class Fetcher:
 
 
 class FileStream(io.RawIOBase):
-    """One plan file read through the :class:`Fetcher`, front to back."""
+    """One plan file read through the :class:`Fetcher`, front to back: its head, then its chunks.
+
+    ``on_bytes`` is told the size of each part as it is consumed, the head included.
+    """
 
     def __init__(self, fetcher: Fetcher, index: int, on_bytes: Callable[[int], None]) -> None:
         super().__init__()
         self._fetcher = fetcher
         self._index = index
+        self._head = fetcher.head(index)
         self._left = fetcher.chunk_count(index)
         self._buf = memoryview(b"")
         self._on_bytes = on_bytes
@@ -113,10 +134,13 @@ class FileStream(io.RawIOBase):
         return True
 
     def _more(self) -> bool:
-        if self._left == 0:
+        if self._head:
+            data, self._head = self._head, b""
+        elif self._left:
+            data = self._fetcher.next(self._index)
+            self._left -= 1
+        else:
             return False
-        data = self._fetcher.next(self._index)
-        self._left -= 1
         self._buf = memoryview(data)
         self._on_bytes(len(data))
         return True

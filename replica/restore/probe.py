@@ -9,6 +9,11 @@ snapshots use:
 * whether it is a **full image** is in its page index (header, tail and index: three
   ranged reads, :func:`probe_full_image`).
 
+A :class:`FileFacts` made with ``keep_headers=True`` also keeps the raw header bytes it
+read (either way): a page-index probe of a file whose header is kept does not read it
+again, and a restore hands them to its fetcher instead of reading them again
+(:mod:`replica.restore.fetch`), so each plan file's header is read once.
+
 :func:`plan_with_probes` reads the page sizes of the files ending at the goal, then
 plans with what it knows; it reads the headers of the plan's files whose size it does
 not know yet, and plans again, until every file of the plan has a known size (the
@@ -27,7 +32,9 @@ import io
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import BinaryIO, TypeVar, cast
+
+import attrs
 
 from ltx.decoder import IndexedFile, read_header, read_page_index
 from ltx.errors import LTXError
@@ -59,14 +66,55 @@ def _key(info: FileInfo) -> _Key:
     return (info.level, info.min_txid, info.max_txid, info.size)
 
 
-def _read_index(client: ReplicaClient, info: FileInfo) -> IndexedFile | None:
-    """The header and page index of ``info``, or None if it is missing, damaged or misnamed."""
+@attrs.frozen
+class IndexRead:
+    """A file's page index and the raw header bytes read with it."""
+
+    indexed: IndexedFile
+    raw_header: bytes
+
+
+class _KnownHead:
+    """A file whose first bytes were read already: reading them again does not reach ``rest``.
+
+    Enough of a binary file for :func:`~ltx.decoder.read_page_index` (``read``, ``seek``,
+    ``tell``); positions are ``rest``'s, and a read of the known bytes may be short.
+    """
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._rest.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._rest.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        pos = self._rest.tell()
+        if pos >= len(self._head):
+            return self._rest.read(size)
+        end = len(self._head) if size < 0 else min(len(self._head), pos + size)
+        self._rest.seek(end)
+        return self._head[pos:end] + (self._rest.read() if size < 0 else b"")
+
+
+def _read_index(client: ReplicaClient, info: FileInfo, head: bytes | None = None) -> IndexRead | None:
+    """The header and page index of ``info``, or None if it is missing, damaged or misnamed.
+
+    ``head``: the file's header bytes when they were read already (they are not read again).
+    """
     where = client.location(client.key(info.level, info.min_txid, info.max_txid))
     try:
         with client.open_file(
             info.level, info.min_txid, info.max_txid, size=info.size or None, buffer_size=_PROBE_BUFFER
         ) as f:
-            indexed = read_page_index(f, path=where, level=info.level)
+            src = f if head is None else cast(BinaryIO, _KnownHead(head, f))
+            if head is None:
+                head = f.read(HEADER_SIZE)
+                f.seek(0)  # back into the reader's first buffer: the header is not fetched again
+            indexed = read_page_index(src, path=where, level=info.level)
     except FileNotFoundInReplicaError:
         return None
     except StorageError:
@@ -77,7 +125,7 @@ def _read_index(client: ReplicaClient, info: FileInfo) -> IndexedFile | None:
     h = indexed.header
     if (h.min_txid, h.max_txid) != (info.min_txid, info.max_txid):
         return None
-    return indexed
+    return IndexRead(indexed, head)
 
 
 def probe_full_image(client: ReplicaClient, info: FileInfo) -> bool:
@@ -86,8 +134,13 @@ def probe_full_image(client: ReplicaClient, info: FileInfo) -> bool:
     A file that is missing, damaged, or whose header TXIDs differ from its name is
     not (it cannot start a plan); storage failures other than "not found" propagate.
     """
-    indexed = _read_index(client, info)
-    return indexed is not None and is_full_image(indexed)
+    read = _read_index(client, info)
+    return read is not None and is_full_image(read.indexed)
+
+
+def read_header_bytes(client: ReplicaClient, info: FileInfo) -> bytes:
+    """The first :data:`~ltx.layout.HEADER_SIZE` bytes of ``info`` (one ranged read)."""
+    return client.read_file(info.level, info.min_txid, info.max_txid, 0, HEADER_SIZE)
 
 
 def read_file_header(client: ReplicaClient, info: FileInfo) -> Header:
@@ -96,8 +149,15 @@ def read_file_header(client: ReplicaClient, info: FileInfo) -> Header:
     Raises the decoder's error or :class:`CorruptBackupError` (header TXIDs differ from
     the name), located at the file; storage errors propagate.
     """
+    return check_file_header(client, info, read_header_bytes(client, info))
+
+
+def check_file_header(client: ReplicaClient, info: FileInfo, raw: bytes) -> Header:
+    """Decode ``raw``, the header bytes of ``info``, and check its TXIDs against the name.
+
+    Raises the decoder's error or :class:`CorruptBackupError`, located at the file.
+    """
     where = client.location(client.key(info.level, info.min_txid, info.max_txid))
-    raw = client.read_file(info.level, info.min_txid, info.max_txid, 0, HEADER_SIZE)
     try:
         h = read_header(io.BytesIO(raw))
     except LTXError as e:
@@ -116,12 +176,16 @@ class FileFacts:
     """What has been read about replica files: page sizes, and which are full images.
 
     Keyed by (level, min TXID, max TXID, size). Thread-safe. :meth:`page_size` and
-    :meth:`is_full` are the ``page_sizes`` and ``full_images`` the planner takes.
+    :meth:`is_full` are the ``page_sizes`` and ``full_images`` the planner takes. With
+    ``keep_headers`` the validated headers read from the replica are kept too, raw
+    bytes included (:meth:`header`, :meth:`header_bytes`): a restore's facts do, so
+    that each plan file's header is read once; a long-lived cache does not.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_headers: bool = False) -> None:
         self._sizes: dict[_Key, int] = {}
         self._full: dict[_Key, bool] = {}
+        self._headers: dict[_Key, tuple[Header, bytes]] | None = {} if keep_headers else None
         self._lock = threading.Lock()
 
     def page_size(self, info: FileInfo) -> int | None:
@@ -136,15 +200,37 @@ class FileFacts:
         """Whether the file's page index has been read (so :meth:`is_full` is known)."""
         return _key(info) in self._full
 
+    def header(self, info: FileInfo) -> Header | None:
+        """The file's validated header, when kept (``keep_headers``) and read."""
+        kept = None if self._headers is None else self._headers.get(_key(info))
+        return None if kept is None else kept[0]
+
+    def header_bytes(self, info: FileInfo) -> bytes | None:
+        """The raw bytes of the file's validated header, when kept (``keep_headers``) and read."""
+        kept = None if self._headers is None else self._headers.get(_key(info))
+        return None if kept is None else kept[1]
+
     def add_size(self, info: FileInfo, page_size: int) -> None:
+        """Record the file's page size (read from a header that is not kept)."""
         with self._lock:
             self._sizes[_key(info)] = page_size
 
-    def add_index(self, info: FileInfo, indexed: IndexedFile | None) -> None:
+    def add_header(self, info: FileInfo, header: Header, raw: bytes) -> None:
+        """Record the file's validated header: its page size, and (``keep_headers``) the header."""
         with self._lock:
-            self._full[_key(info)] = indexed is not None and is_full_image(indexed)
-            if indexed is not None:
-                self._sizes[_key(info)] = indexed.header.page_size
+            self._sizes[_key(info)] = header.page_size
+            if self._headers is not None:
+                self._headers[_key(info)] = (header, raw)
+
+    def add_index(self, info: FileInfo, read: IndexRead | None) -> None:
+        """Record a page-index probe: whether the file is a full image, and its header if usable."""
+        if read is None:
+            with self._lock:
+                self._full[_key(info)] = False
+            return
+        self.add_header(info, read.indexed.header, read.raw_header)
+        with self._lock:
+            self._full[_key(info)] = is_full_image(read.indexed)
 
     def retain(self, listing: Mapping[int, Iterable[FileInfo]]) -> None:
         """Forget files that are not in ``listing`` any more (keeps a long-lived cache bounded)."""
@@ -152,6 +238,8 @@ class FileFacts:
         with self._lock:
             self._sizes = {k: v for k, v in self._sizes.items() if k in keep}
             self._full = {k: v for k, v in self._full.items() if k in keep}
+            if self._headers is not None:
+                self._headers = {k: v for k, v in self._headers.items() if k in keep}
 
     def __len__(self) -> int:
         return len(self._sizes.keys() | self._full.keys())
@@ -183,13 +271,17 @@ def read_page_sizes(
     """Read the headers of the files in ``infos`` whose page size ``facts`` lacks (on ``pool``).
 
     ``read_header`` lets a caller read some headers elsewhere (the replicator reads its
-    local copies of L0 files); by default each is a ranged read of the replica.
+    local copies of L0 files; their bytes are not kept); by default each is a ranged
+    read of the replica, whose bytes ``facts`` keeps if it keeps headers.
     """
     todo = list(dict.fromkeys(f for f in infos if facts.page_size(f) is None))
-    reader = read_header or (lambda info: read_file_header(client, info))
 
     def one(info: FileInfo) -> None:
-        facts.add_size(info, reader(info).page_size)
+        if read_header is not None:
+            facts.add_size(info, read_header(info).page_size)
+            return
+        raw = read_header_bytes(client, info)
+        facts.add_header(info, check_file_header(client, info, raw), raw)
 
     _each(pool, one, todo)
 
@@ -226,9 +318,9 @@ def plan_with_probes(
             if not cands:
                 raise e from None
             probes += len(cands)
-            indexes = _each(pool, lambda f: _read_index(client, f), cands)
-            for f, indexed in zip(cands, indexes, strict=True):
-                facts.add_index(f, indexed)
+            reads = _each(pool, lambda f: _read_index(client, f, facts.header_bytes(f)), cands)
+            for f, read in zip(cands, reads, strict=True):
+                facts.add_index(f, read)
             continue
         unknown = [f for f in plan.files if facts.page_size(f) is None]
         if not unknown:

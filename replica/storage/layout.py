@@ -20,8 +20,8 @@ from typing import Literal
 from ltx.errors import FilenameError
 from ltx.names import SNAPSHOT_LEVEL as SNAPSHOT_LEVEL
 from ltx.names import format_filename, parse_filename
+from replica._go.path import go_join
 from replica.errors import StorageError
-from replica.storage.url import go_join
 
 LEVELS = range(10)
 """Valid levels: 0 (one file per sync) … 8 (compactions), 9 (snapshots)."""

@@ -19,36 +19,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import posixpath
 import re
 import urllib.parse
 
 import attrs
 
+from replica._go.path import go_clean
 from replica.errors import ReplicaURLError
 
 SUPPORTED_SCHEMES = ("file", "s3", "gs", "abs", "sftp", "webdav", "webdavs")
 """Schemes this implementation can parse; ``nats`` and ``oss`` are Litestream-only."""
 
 _URL_RE = re.compile(r"^\w+://")
-
-
-def go_clean(p: str) -> str:
-    """Go's ``path.Clean``: lexical cleanup, ``""`` becomes ``"."``, no trailing slash."""
-    if p == "":
-        return "."
-    out = posixpath.normpath(p)
-    if out.startswith("//"):
-        out = "/" + out.lstrip("/")
-    return out
-
-
-def go_join(*parts: str) -> str:
-    """Go's ``path.Join``: join the non-empty parts with ``/`` and clean; ``""`` if all empty."""
-    kept = [p for p in parts if p]
-    if not kept:
-        return ""
-    return go_clean("/".join(kept))
 
 
 def parse_bool(value: str) -> bool:

@@ -17,7 +17,8 @@ from ltx.errors import PyLitestreamError
 from ltx.header import Header
 from replica.compaction import TEMP_PREFIX, TEMP_SUFFIX
 from replica.daemon import Replication
-from replica.monitor import Database, default_meta_path
+from replica.defaults import default_meta_path
+from replica.monitor import Database
 from replica.restore import restore
 from replica.storage import ReplicaClient, open_replica_client
 from tests.support import litestream

@@ -184,17 +184,28 @@ def compare_with_litestream(
     assert leftovers(latest) == [latest.name]
     if not timestamps:
         return
-    # Litestream's CLI refuses a time past the newest file ("timestamp does not exist")
-    # and before the oldest, where its bounds on S3 come from upload times (LastModified), which
-    # trail the header times by up to a sync interval: stay 2 s clear of that end.
+    # Litestream's CLI refuses a time past the newest file ("timestamp does not exist"), and
+    # on S3 it sees upload times (LastModified, whole seconds), which trail the header times
+    # by as much as the machine's load makes them. Compare the two restores only at moments
+    # where both views hold the same files: ours (header times, a file counts when created
+    # before the moment) and the store's (a file counts when uploaded by then).
     newest = max(f.created_at for files in listing.values() for f in files)
-    margin = dt.timedelta(seconds=2 if client.type == "s3" else 0)
-    oldest = min(f.created_at for files in listing.values() for f in files)
+    uploaded = list_replica(client)
+
+    def same_files(ts: dt.datetime) -> bool:
+        for lvl, files in listing.items():
+            by_header = {(f.min_txid, f.max_txid) for f in files if f.created_at < ts}
+            by_upload = {(f.min_txid, f.max_txid) for f in uploaded.get(lvl, []) if f.created_at <= ts}
+            if by_header != by_upload:
+                return False
+        return True
+
     times = sorted(
         {
             f.created_at
             for f in listing[0]
-            if f.created_at + dt.timedelta(milliseconds=1) < newest and f.created_at > oldest + margin
+            if f.created_at + dt.timedelta(milliseconds=1) < newest
+            and same_files(f.created_at + dt.timedelta(microseconds=500))
         }
     )
     assert times

@@ -35,7 +35,6 @@ from replica.config import (
     ReplicaConfig,
     config_from_args,
     db_from_dir_entry,
-    default_meta_path,
     expand_dir_entries,
     expand_env,
     expand_path,
@@ -51,6 +50,7 @@ from replica.config import (
     parse_go_duration,
     replica_url,
 )
+from replica.defaults import default_meta_path
 from replica.errors import ReplicaError
 from replica.storage.url import parse_replica_url
 
@@ -692,7 +692,7 @@ def test_expansion_matches_litestream(tmp_path: Path, text: str, env: dict[str, 
 
 
 def go_clean_like(p: str) -> str:
-    from replica.storage.url import go_clean
+    from replica._go.path import go_clean
 
     return go_clean(p)
 

@@ -9,8 +9,9 @@ from replica import defaults as d
 from replica import uploader
 from replica.cli.binding import config_from_command_line, discoverer, replication_options
 from replica.compaction import CompactionOptions
-from replica.config import Config, DBConfig, ReplicaSettings, default_meta_path, parse_config
+from replica.config import Config, DBConfig, ReplicaSettings, parse_config
 from replica.daemon import ReplicationOptions
+from replica.defaults import default_meta_path
 from replica.monitor import DBOptions
 from replica.retention import RetentionSettings
 
