@@ -62,9 +62,10 @@ from replica.defaults import (
     MAX_ERROR_BACKOFF,
     seconds,
 )
+from replica.errors import DatabaseNotReadyError
 from replica.index import ReplicaIndex
 from replica.l0 import L0File
-from replica.monitor import Database, DatabaseNotReadyError, DBOptions
+from replica.monitor import Database, DBOptions
 from replica.storage import ReplicaClient
 from replica.uploader import Uploader
 

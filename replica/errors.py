@@ -8,7 +8,12 @@ optional location (``path``, ``level``, ``txid``; ``key`` and ``line`` for confi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ltx.errors import PyLitestreamError
+
+if TYPE_CHECKING:
+    from replica.identity import Change
 
 
 class ReplicaError(PyLitestreamError):
@@ -34,6 +39,25 @@ class WALVersionError(WALError):
 
 class WALPageSizeError(WALError):
     """A WAL header with a valid checksum gives a page size that is not a power of two in 512..65536."""
+
+
+# --- The live database: replica/monitor.py -------------------------------------------
+
+
+class DatabaseNotReadyError(ReplicaError):
+    """The database file does not exist yet, or cannot be opened in WAL mode."""
+
+
+class DatabaseReplacedError(DatabaseNotReadyError):
+    """The file at the database's path (or its WAL) is not the one being read; :attr:`change` says how."""
+
+    def __init__(self, change: Change, *, path: str) -> None:
+        super().__init__(str(change), path=path)
+        self.change = change
+
+
+class SQLiteError(ReplicaError):
+    """SQLite failed on the database (for example: it is malformed, or its file was replaced)."""
 
 
 # --- Storage (replica client) errors: replica/storage/ -----------------------------------

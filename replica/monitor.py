@@ -40,10 +40,9 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from ltx.decoder import Decoder, read_page, read_page_index
+from ltx.decoder import read_page, read_page_index
 from ltx.errors import LTXError, PyLitestreamError
-from ltx.names import is_filename, parse_filename
-from replica import identity
+from replica import identity, metadir
 from replica.defaults import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_CHECKPOINT_INTERVAL,
@@ -53,7 +52,7 @@ from replica.defaults import (
     default_meta_path,
     seconds,
 )
-from replica.errors import ReplicaError
+from replica.errors import DatabaseNotReadyError, DatabaseReplacedError, SQLiteError
 from replica.identity import Change, ChangeKind, FileId, Identity
 from replica.l0 import L0File, is_l0_temp, read_wal_header, scan_wal, write_l0
 from replica.metrics import REGISTRY
@@ -62,22 +61,6 @@ from replica.syncplan import Action, LastSync, SyncPlan, WALView, plan_sync
 from replica.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WALFrameHeader, WALHeader
 
 log = logging.getLogger("replica.monitor")
-
-
-class DatabaseNotReadyError(ReplicaError):
-    """The database file does not exist yet, or cannot be opened in WAL mode."""
-
-
-class DatabaseReplacedError(DatabaseNotReadyError):
-    """The file at the database's path (or its WAL) is not the one being read; :attr:`change` says how."""
-
-    def __init__(self, change: Change, *, path: str) -> None:
-        super().__init__(str(change), path=path)
-        self.change = change
-
-
-class SQLiteError(ReplicaError):
-    """SQLite failed on the database (for example: it is malformed, or its file was replaced)."""
 
 
 @attrs.frozen
@@ -118,7 +101,7 @@ class Database:
         self.path = os.path.abspath(path)
         self.options = options or DBOptions()
         self.meta_path = self.options.meta_path or default_meta_path(self.path)
-        self.l0_dir = os.path.join(self.meta_path, "ltx", "0")
+        self.l0_dir = metadir.l0_dir(self.meta_path)
         self.on_l0 = on_l0
         self.clock = clock
         self.lock = threading.RLock()
@@ -293,48 +276,19 @@ class Database:
 
     def local_l0_files(self) -> list[tuple[int, str]]:
         """``(txid, path)`` of the L0 files in the meta directory, oldest first."""
-        try:
-            names = os.listdir(self.l0_dir)
-        except FileNotFoundError:
-            return []
-        out = []
-        for n in names:
-            if is_filename(n):
-                _lo, hi = parse_filename(n)
-                out.append((hi, os.path.join(self.l0_dir, n)))
-        return sorted(out)
-
-    def _remove_own_temps(self) -> None:
-        """Delete leftovers of this class's own writes, and nothing else.
-
-        Only staging names of L0 files in the L0 directory and of the identity
-        record in the meta directory: other tasks (compaction, uploads) stage their
-        files in the meta directory too, and may be writing them right now.
-        """
-        for folder, mine in ((self.l0_dir, is_l0_temp), (self.meta_path, identity.is_record_temp)):
-            with contextlib.suppress(OSError):
-                for n in os.listdir(folder):
-                    if mine(n):
-                        with contextlib.suppress(OSError):
-                            os.unlink(os.path.join(folder, n))
+        return metadir.local_l0_files(self.l0_dir)
 
     def _load_local_state(self, floor_txid: int) -> None:
         os.makedirs(self.l0_dir, exist_ok=True)
-        self._remove_own_temps()
+        # Only our own staging names: uploads and compaction stage files here too, maybe now.
+        metadir.remove_temps(((self.l0_dir, is_l0_temp), (self.meta_path, identity.is_record_temp)))
         files = self.local_l0_files()
         local_max = files[-1][0] if files else 0
         self.last, self.last_path = None, None
         if files and local_max >= floor_txid:
-            path = files[-1][1]
             try:
-                with open(path, "rb") as f:
-                    dec = Decoder(f, path=path, level=0)
-                    dec.verify()
-                h = dec.header
-                self.last = LastSync(
-                    local_max, h.wal_offset + h.wal_size, (h.wal_salt1, h.wal_salt2), h.commit, h.page_size
-                )
-                self.last_path = path
+                self.last = metadir.last_sync(local_max, files[-1][1])
+                self.last_path = files[-1][1]
             except (LTXError, OSError) as e:
                 # Keep the TXID (it may have been uploaded); the next sync is a snapshot.
                 log.warning("newest local L0 file is unreadable, next sync is a snapshot: %s", e)
@@ -678,10 +632,4 @@ class Database:
     def remove_local_files(self, up_to_txid: int) -> int:
         """Delete local L0 files with TXID <= ``up_to_txid``, always keeping the newest one."""
         with self.lock:
-            removed = 0
-            for txid, path in self.local_l0_files():
-                if txid <= up_to_txid and path != self.last_path:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                        removed += 1
-            return removed
+            return metadir.remove_l0_files(self.l0_dir, up_to_txid, keep=self.last_path)
