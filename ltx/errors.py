@@ -13,29 +13,35 @@ hold the rest.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Self, TypedDict, Unpack
+
+
+class Location(TypedDict, total=False):
+    """Where an error is: every field optional, ``None`` when unknown."""
+
+    path: str | None
+    """The file, object or configuration file."""
+    level: int | None
+    """The replica level of the LTX file."""
+    txid: int | None
+    """The TXID concerned (an LTX file's min TXID)."""
+    key: str | None
+    """The configuration key."""
+    line: int | None
+    """The 1-based line in a configuration file."""
 
 
 class PyLitestreamError(Exception):
     """The root: something the project detected is wrong; ``str()`` is ``location: message``."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | None = None,
-        level: int | None = None,
-        txid: int | None = None,
-        key: str | None = None,
-        line: int | None = None,
-    ) -> None:
+    def __init__(self, message: str, **where: Unpack[Location]) -> None:
         super().__init__(message)
         self.message = message
-        self.path = path
-        self.level = level
-        self.txid = txid
-        self.key = key
-        self.line = line
+        self.path = where.get("path")
+        self.level = where.get("level")
+        self.txid = where.get("txid")
+        self.key = where.get("key")
+        self.line = where.get("line")
 
     def where(self) -> str:
         """The location part of the message: ``path (level L, txid T)`` or ``path:line: key``."""
@@ -53,26 +59,18 @@ class PyLitestreamError(Exception):
             loc = f"{loc}: {self.key}" if loc else self.key
         return loc
 
-    def located(
-        self,
-        *,
-        path: str | None = None,
-        level: int | None = None,
-        txid: int | None = None,
-        key: str | None = None,
-        line: int | None = None,
-    ) -> Self:
+    def located(self, **where: Unpack[Location]) -> Self:
         """Fill in location fields that are still unknown; returns ``self``."""
         if self.path is None:
-            self.path = path
+            self.path = where.get("path")
         if self.level is None:
-            self.level = level
+            self.level = where.get("level")
         if self.txid is None:
-            self.txid = txid
+            self.txid = where.get("txid")
         if self.key is None:
-            self.key = key
+            self.key = where.get("key")
         if self.line is None:
-            self.line = line
+            self.line = where.get("line")
         return self
 
     def __str__(self) -> str:
@@ -125,12 +123,12 @@ class ChecksumMismatchError(LTXError):
 
     kind = "checksum"
 
-    def __init__(self, expected: int, actual: int, **where: object) -> None:
+    def __init__(self, expected: int, actual: int, **where: Unpack[Location]) -> None:
         self.expected = expected
         self.actual = actual
         super().__init__(
             f"{self.kind} mismatch: recorded {expected:016x}, computed {actual:016x}",
-            **where,  # type: ignore[arg-type]
+            **where,
         )
 
 

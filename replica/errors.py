@@ -8,9 +8,9 @@ optional location (``path``, ``level``, ``txid``; ``key`` and ``line`` for confi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
-from ltx.errors import PyLitestreamError
+from ltx.errors import Location, PyLitestreamError
 
 if TYPE_CHECKING:
     from replica.identity import Change
@@ -76,17 +76,15 @@ class StorageError(ReplicaError):
         self,
         message: str,
         *,
-        path: str | None = None,
-        level: int | None = None,
-        txid: int | None = None,
         op: str | None = None,
         min_txid: int | None = None,
         max_txid: int | None = None,
         attempts: int = 1,
+        **where: Unpack[Location],
     ) -> None:
-        if txid is None:
-            txid = min_txid
-        super().__init__(f"{op}: {message}" if op else message, path=path, level=level, txid=txid)
+        if where.get("txid") is None:
+            where["txid"] = min_txid
+        super().__init__(f"{op}: {message}" if op else message, **where)
         self.op = op
         self.min_txid = min_txid
         self.max_txid = max_txid
@@ -131,16 +129,8 @@ class OwnershipError(ReplicaError):
     object the error is about (the owner object, an LTX file, the database file).
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        replica: str,
-        path: str | None = None,
-        level: int | None = None,
-        txid: int | None = None,
-    ) -> None:
-        super().__init__(message, path=path, level=level, txid=txid)
+    def __init__(self, message: str, *, replica: str, **where: Unpack[Location]) -> None:
+        super().__init__(message, **where)
         self.replica = replica
 
 

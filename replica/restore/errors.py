@@ -15,6 +15,9 @@ is :class:`NonContiguousError`. A CLI that maps ``ErrTxNotAvailable`` to
 
 from __future__ import annotations
 
+from typing import Unpack
+
+from ltx.errors import Location
 from replica.errors import ReplicaError
 
 
@@ -42,8 +45,10 @@ class NoBackupError(TxNotAvailableError):
     """Nothing to restore from: the replica is empty, or holds no full database image
     (snapshot) at or before the target."""
 
-    def __init__(self, message: str = "no matching backup files available", **where: object) -> None:
-        super().__init__(message, **where)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str = "no matching backup files available", **where: Unpack[Location]
+    ) -> None:
+        super().__init__(message, **where)
 
 
 class NonContiguousError(RestorePlanError):
@@ -53,8 +58,8 @@ class NonContiguousError(RestorePlanError):
     file (0 when there is none).
     """
 
-    def __init__(self, message: str, *, have: int = 0, next_min: int = 0, **where: object) -> None:
-        super().__init__(message, **where)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, have: int = 0, next_min: int = 0, **where: Unpack[Location]) -> None:
+        super().__init__(message, **where)
         self.have = have
         self.next_min = next_min
 
@@ -67,8 +72,10 @@ class PageSizeChangeError(RestorePlanError):
     chain; ``old_size`` and ``new_size`` are the two page sizes.
     """
 
-    def __init__(self, message: str, *, old_size: int = 0, new_size: int = 0, **where: object) -> None:
-        super().__init__(message, **where)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, old_size: int = 0, new_size: int = 0, **where: Unpack[Location]
+    ) -> None:
+        super().__init__(message, **where)
         self.old_size = old_size
         self.new_size = new_size
 
@@ -89,8 +96,8 @@ class RestoreOutputError(RestoreError):
     when an OS call failed. Nothing is left at the output path.
     """
 
-    def __init__(self, message: str, *, errno: int | None = None, **where: object) -> None:
-        super().__init__(message, **where)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, errno: int | None = None, **where: Unpack[Location]) -> None:
+        super().__init__(message, **where)
         self.errno = errno
 
 
@@ -106,6 +113,6 @@ class IntegrityCheckError(RestoreError):
     ``results`` holds the (first) rows SQLite returned. The output has been removed.
     """
 
-    def __init__(self, message: str, *, results: tuple[str, ...] = (), **where: object) -> None:
-        super().__init__(message, **where)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, results: tuple[str, ...] = (), **where: Unpack[Location]) -> None:
+        super().__init__(message, **where)
         self.results = results
