@@ -21,11 +21,12 @@ that it stays non-zero). ``dir:`` entries are expanded into databases by
 :meth:`ReplicaConfig.to_replica_url`. Every failure is a :class:`ConfigError` whose text
 is Litestream's.
 
-Modules: ``errors``, ``defaults``, ``environ`` (``$VAR`` expansion), ``yamlv2`` (YAML
+Modules: ``errors``, ``environ`` (``$VAR`` expansion), ``yamlv2`` (YAML
 reading), ``schema`` (the attrs classes), ``hooks`` (cattrs structuring), ``inherit``
 (global replica settings), ``validate``, ``database`` (per-database checks),
 ``backends`` (per-backend replica builders), ``discover`` (``dir:`` entries), ``paths``,
-``bytesize`` and ``load``. The Go functions reproduced exactly live in :mod:`replica._go`.
+``bytesize`` and ``load``. The Go functions reproduced exactly live in :mod:`replica._go`; every default in
+:mod:`replica.defaults`.
 """
 
 from __future__ import annotations
@@ -60,51 +61,9 @@ from replica.config.schema import (
     ValidationConfig,
     replica_url,
 )
-from replica.defaults import (
-    DEFAULT_BUSY_TIMEOUT,
-    DEFAULT_CHECKPOINT_INTERVAL,
-    DEFAULT_CONFIG_PATH,
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_L0_RETENTION,
-    DEFAULT_L0_RETENTION_CHECK_INTERVAL,
-    DEFAULT_MAX_SYNC_LTX_FILES,
-    DEFAULT_MAX_SYNC_WAL_BYTES,
-    DEFAULT_MIN_CHECKPOINT_PAGE_COUNT,
-    DEFAULT_MONITOR_INTERVAL,
-    DEFAULT_SHUTDOWN_SYNC_INTERVAL,
-    DEFAULT_SHUTDOWN_SYNC_TIMEOUT,
-    DEFAULT_SNAPSHOT_INTERVAL,
-    DEFAULT_SNAPSHOT_RETENTION,
-    DEFAULT_SOCKET_PATH,
-    DEFAULT_SYNC_INTERVAL,
-    DEFAULT_TRUNCATE_PAGE_N,
-    META_DIR_SUFFIX,
-    MIN_HEARTBEAT_INTERVAL,
-    S3_DEFAULT_R2_CONCURRENCY,
-)
 
 __all__ = [
-    "DEFAULT_BUSY_TIMEOUT",
-    "DEFAULT_CHECKPOINT_INTERVAL",
-    "DEFAULT_CONFIG_PATH",
-    "DEFAULT_HEARTBEAT_INTERVAL",
-    "DEFAULT_L0_RETENTION",
-    "DEFAULT_L0_RETENTION_CHECK_INTERVAL",
     "DEFAULT_LEVELS",
-    "DEFAULT_MAX_SYNC_LTX_FILES",
-    "DEFAULT_MAX_SYNC_WAL_BYTES",
-    "DEFAULT_MIN_CHECKPOINT_PAGE_COUNT",
-    "DEFAULT_MONITOR_INTERVAL",
-    "DEFAULT_SHUTDOWN_SYNC_INTERVAL",
-    "DEFAULT_SHUTDOWN_SYNC_TIMEOUT",
-    "DEFAULT_SNAPSHOT_INTERVAL",
-    "DEFAULT_SNAPSHOT_RETENTION",
-    "DEFAULT_SOCKET_PATH",
-    "DEFAULT_SYNC_INTERVAL",
-    "DEFAULT_TRUNCATE_PAGE_N",
-    "META_DIR_SUFFIX",
-    "MIN_HEARTBEAT_INTERVAL",
-    "S3_DEFAULT_R2_CONCURRENCY",
     "AgeConfig",
     "Config",
     "ConfigError",
