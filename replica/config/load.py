@@ -138,29 +138,30 @@ def config_from_args(
 
 def _apply_db_snapshots(cfg: Config, interval_set: bool, retention_set: bool) -> Config:
     """Per-DB ``snapshot:`` values become the global ones unless those were set explicitly."""
-    interval: tuple[str, dt.timedelta] | None = None
-    retention: tuple[str, dt.timedelta] | None = None
-    for db in cfg.dbs:
-        ident = db.identifier
-        if db.snapshot.interval is not None:
-            if interval is not None and interval[1] != db.snapshot.interval:
-                raise ConfigError(
-                    f"conflicting database snapshot intervals: {interval[0]} has "
-                    f"{format_go_duration(interval[1])}, "
-                    f"{ident} has {format_go_duration(db.snapshot.interval)}"
-                )
-            interval = (ident, db.snapshot.interval)
-        if db.snapshot.retention is not None:
-            if retention is not None and retention[1] != db.snapshot.retention:
-                raise ConfigError(
-                    f"conflicting database snapshot retentions: {retention[0]} has "
-                    f"{format_go_duration(retention[1])}, "
-                    f"{ident} has {format_go_duration(db.snapshot.retention)}"
-                )
-            retention = (ident, db.snapshot.retention)
+    interval = _agreed(cfg, "interval", "intervals")
+    retention = _agreed(cfg, "retention", "retentions")
     snapshot = cfg.snapshot
     if not interval_set and interval is not None:
         snapshot = attrs.evolve(snapshot, interval=interval[1])
     if not retention_set and retention is not None:
         snapshot = attrs.evolve(snapshot, retention=retention[1])
     return attrs.evolve(cfg, snapshot=snapshot)
+
+
+def _agreed(cfg: Config, field: str, plural: str) -> tuple[str, dt.timedelta] | None:
+    """The one per-database ``snapshot.<field>`` value and the last database naming it.
+
+    Raises Litestream's ``conflicting database snapshot <plural>`` error when two differ.
+    """
+    found: tuple[str, dt.timedelta] | None = None
+    for db in cfg.dbs:
+        value = getattr(db.snapshot, field)
+        if value is None:
+            continue
+        if found is not None and found[1] != value:
+            raise ConfigError(
+                f"conflicting database snapshot {plural}: {found[0]} has "
+                f"{format_go_duration(found[1])}, {db.identifier} has {format_go_duration(value)}"
+            )
+        found = (db.identifier, value)
+    return found

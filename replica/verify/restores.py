@@ -93,17 +93,7 @@ def restore_target(
     try:
         plan = inputs.plan(RestoreTarget.at_txid(txid))
     except RestorePlanError as e:
-        return RestoreOutcome(
-            Finding(
-                Severity.WARNING,
-                None,
-                None,
-                txid,
-                f"the state at TXID {txid:016x} cannot be restored "
-                f"(retention may have removed what it needs): {e.message}",
-                "plan",
-            )
-        )
+        return RestoreOutcome(_retained_away(txid, e))
     return restore_once(client, workdir, checked, damaged, plan, txid)
 
 
@@ -145,16 +135,7 @@ def restore_once(
     except RestorePlanError as e:
         if txid is None:
             return RestoreOutcome(plan_failure(e, checked))
-        return RestoreOutcome(
-            Finding(
-                Severity.WARNING,
-                None,
-                None,
-                txid,
-                f"{label} cannot be restored (retention may have removed what it needs): {e.message}",
-                "plan",
-            )
-        )
+        return RestoreOutcome(_retained_away(txid, e))
     except IntegrityCheckError as e:
         return RestoreOutcome(_integrity_failure(e, plan, label, txid))
     except PyLitestreamError as e:
@@ -174,6 +155,19 @@ def restore_once(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(out + suffix)
     return RestoreOutcome(txid=result.txid)
+
+
+def _retained_away(txid: int, e: RestorePlanError) -> Finding:
+    """The warning for an earlier state that can no longer be planned."""
+    return Finding(
+        Severity.WARNING,
+        None,
+        None,
+        txid,
+        f"the state at TXID {txid:016x} cannot be restored "
+        f"(retention may have removed what it needs): {e.message}",
+        "plan",
+    )
 
 
 def _integrity_failure(e: IntegrityCheckError, plan: RestorePlan, label: str, txid: int | None) -> Finding:
