@@ -51,7 +51,7 @@ BUDGETS: dict[str, dict[str, tuple[int, int]]] = {
     "ci": {
         "inprocess-file": (25, 30),
         "inprocess-memory": (25, 30),
-        "inprocess-s3": (6, 20),
+        "inprocess-s3": (4, 20),  # every step lists the replica: ~25 ms a request on moto
         "process": (2, 10),
         "litestream-file": (3, 12),
         "litestream-s3": (2, 10),
