@@ -1,8 +1,10 @@
 """Running replication: monitor, upload and compaction threads per database, and a clean shutdown.
 
-The monitor thread syncs every ``monitor_interval`` and applies the checkpoint
-policy; the upload thread wakes on every new L0 file (or every ``sync_interval``)
-and ships pending files; the compaction thread runs the compaction levels, the
+The monitor thread syncs when the database changes (:mod:`replica.watch`: the first
+commit after a quiet interval at once, then at most once per ``monitor_interval``) or
+every ``monitor_interval`` without a notification, and applies the checkpoint policy;
+the upload thread wakes on every new L0 file (or every ``sync_interval``) and ships
+pending files; the compaction thread runs the compaction levels, the
 level-9 snapshots and retention on their schedules (:mod:`replica.compaction`).
 Errors back off exponentially (from the interval up to five minutes) and are
 logged at most every 30 seconds per kind; nothing is lost by an error, because
@@ -68,6 +70,7 @@ from replica.l0 import L0File
 from replica.monitor import Database, DBOptions
 from replica.storage import ReplicaClient
 from replica.uploader import Uploader
+from replica.watch import shared_watcher
 
 log = logging.getLogger("replica")
 
@@ -149,6 +152,8 @@ class Replication:
     ) -> None:
         self.options = options or ReplicationOptions()
         self._wake = threading.Event()
+        self._changed = threading.Event()
+        """Set by change notifications (:mod:`replica.watch`) and by :meth:`stop`."""
         self.db = Database(db_path, self.options.db, on_l0=self._on_l0)
         self.client = client
         self.index = ReplicaIndex(client)
@@ -274,6 +279,7 @@ class Replication:
         self.uploader.claim(at_start=True)  # a second writer is refused here, before any thread
         self._remove_compaction_temps()
         self.scheduler = Scheduler(self.compactor)
+        self._watch()
         jobs = (("monitor", self._monitor), ("upload", self._upload), ("compact", self._compact))
         for name, target in jobs:
             t = threading.Thread(target=target, name=f"{name}:{self.db.path}", daemon=True)
@@ -293,23 +299,51 @@ class Replication:
             wait = (sched.next_due() - self.compactor.clock()).total_seconds()
             self._stop.wait(min(max(wait, 0.01), 1.0))
 
+    def _watch(self) -> None:
+        """Have the database's changes wake the monitor (where the platform can)."""
+        watcher = shared_watcher()
+        if watcher is not None:
+            watcher.watch(self.db.path, self._changed)
+
     def _monitor(self) -> None:
-        backoff = _Backoff(self.options.db.monitor_interval)
+        """Sync on a change (leading edge) or every ``monitor_interval``, whichever is first.
+
+        Syncs are at least ``gap`` apart: the smaller of ``sync_interval`` and
+        ``monitor_interval`` (after an error, the backoff). A change notified sooner waits
+        for the rest of the gap, so under sustained writes there is one sync (hence one L0
+        file and one upload) per gap, as with polling, while the first commit after a
+        quiet gap is synced, and shipped, at once. The event is cleared before the sync
+        starts, so a commit made during a sync wakes the next one.
+        """
+        interval = self.options.db.monitor_interval
+        min_gap = min(self.options.sync_interval, interval)
+        backoff = _Backoff(interval)
         delay = 0.0  # open (and make the first sync) at once
-        while not self._stop.wait(delay):
+        gap = min_gap
+        last = -float("inf")
+        while True:
+            if self._changed.wait(delay) and not self._stop.is_set():
+                rest = last + gap - time.monotonic()
+                if rest > 0 and self._stop.wait(rest):
+                    break
+            if self._stop.is_set():
+                break
+            self._changed.clear()
+            last = time.monotonic()
             try:
                 if not self.db.is_open:
                     if not self.open():
-                        delay = self.options.db.monitor_interval
+                        delay, gap = interval, min_gap
                         continue
+                    self._watch()  # again: the folder may be new
                 else:
                     self.db.sync()
                 self.db.maybe_checkpoint()
                 backoff.ok()
-                delay = self.options.db.monitor_interval
+                delay, gap = interval, min_gap
             except Exception as e:  # the loop must survive anything
                 self.errors += 1
-                delay = backoff.failed(f"sync of {self.db.path}", e)
+                delay = gap = backoff.failed(f"sync of {self.db.path}", e)
 
     def _upload(self) -> None:
         backoff = _Backoff(self.options.sync_interval)
@@ -331,6 +365,10 @@ class Replication:
         """Stop the threads, make a last sync, upload everything; True if nothing is left unsent."""
         self._stop.set()
         self._wake.set()
+        self._changed.set()
+        watcher = shared_watcher()
+        if watcher is not None:
+            watcher.unwatch(self.db.path, self._changed)
         for t in self._threads:
             t.join()
         self._threads.clear()
