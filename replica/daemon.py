@@ -308,19 +308,20 @@ class Replication:
     def _monitor(self) -> None:
         """Sync on a change (leading edge) or every ``monitor_interval``, whichever is first.
 
-        Syncs are at least ``gap`` apart: the smaller of ``sync_interval`` and
-        ``monitor_interval`` (after an error, the backoff). A change notified sooner waits
-        for the rest of the gap, so under sustained writes there is one sync (hence one L0
-        file and one upload) per gap, as with polling, while the first commit after a
-        quiet gap is synced, and shipped, at once. The event is cleared before the sync
-        starts, so a commit made during a sync wakes the next one.
+        Syncs that write an L0 file are at least ``gap`` apart: the smaller of
+        ``sync_interval`` and ``monitor_interval`` (after an error, the backoff). A change
+        notified sooner waits for the rest of the gap, so under sustained writes there is
+        one L0 file (and one upload) per gap, as with polling, while the first commit after
+        a quiet gap is synced, and shipped, at once; polls that find nothing new do not
+        count. The event is cleared before the sync starts, so a commit made during a
+        sync wakes the next one.
         """
         interval = self.options.db.monitor_interval
         min_gap = min(self.options.sync_interval, interval)
         backoff = _Backoff(interval)
         delay = 0.0  # open (and make the first sync) at once
         gap = min_gap
-        last = -float("inf")
+        last = -float("inf")  # when the last sync that wrote an L0 file (or failed) began
         while True:
             if self._changed.wait(delay) and not self._stop.is_set():
                 rest = last + gap - time.monotonic()
@@ -329,20 +330,22 @@ class Replication:
             if self._stop.is_set():
                 break
             self._changed.clear()
-            last = time.monotonic()
+            began = time.monotonic()
             try:
                 if not self.db.is_open:
                     if not self.open():
                         delay, gap = interval, min_gap
                         continue
+                    last = began
                     self._watch()  # again: the folder may be new
-                else:
-                    self.db.sync()
+                elif self.db.sync() is not None:
+                    last = began
                 self.db.maybe_checkpoint()
                 backoff.ok()
                 delay, gap = interval, min_gap
             except Exception as e:  # the loop must survive anything
                 self.errors += 1
+                last = began
                 delay = gap = backoff.failed(f"sync of {self.db.path}", e)
 
     def _upload(self) -> None:

@@ -74,6 +74,25 @@ def test_a_commit_is_synced_and_shipped_without_waiting_for_the_poll(tmp_path: P
     assert ids(out) == [1, 2, 3]
 
 
+def test_polls_that_find_nothing_do_not_delay_the_next_commit(tmp_path: Path) -> None:
+    """Intervals of 4 s: the database is opened (a sync) and polled 4 s later, finding
+    nothing. A commit half a second after that poll is more than one gap after the last
+    sync that wrote a file: it is synced at once, not 3.5 s later at the next gap."""
+    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    make_db(db)
+    rep = _replication(db, replica, 4.0, 4.0)
+    assert rep.open()
+    opened = time.monotonic()
+    rep.start()
+    try:
+        wait_for(lambda: len(_l0_txids(replica)) == 1, what="the first sync", timeout=20)
+        time.sleep(max(0.0, opened + 4.5 - time.monotonic()))
+        _insert(db, 1)
+        wait_for(lambda: len(_l0_txids(replica)) == 2, what="the commit shipped before the gap", timeout=3)
+    finally:
+        assert rep.stop()
+
+
 def test_without_notifications_the_database_is_polled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
