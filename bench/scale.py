@@ -472,7 +472,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         [_verdict(by[c].all_present_after) for c in cols],
     )
     row(
-        "per-database lag (last COMMIT -> replica) p50, s",
+        "  of those, lag from last COMMIT: p50, s",
         [fmt(percentile(by[c].db_lags, 50) if by[c].db_lags else None) for c in cols],
     )
     row("  max, s", [fmt(max(by[c].db_lags, default=None)) for c in cols])
