@@ -70,7 +70,7 @@ from replica.l0 import L0File
 from replica.monitor import Database, DBOptions
 from replica.storage import ReplicaClient
 from replica.uploader import Uploader
-from replica.watch import shared_watcher
+from replica.watch import Watcher, shared_watcher
 
 log = logging.getLogger("replica")
 
@@ -154,6 +154,8 @@ class Replication:
         self._wake = threading.Event()
         self._changed = threading.Event()
         """Set by change notifications (:mod:`replica.watch`) and by :meth:`stop`."""
+        self._watcher: Watcher | None = None
+        """The notifier watching the database, from :meth:`start` on (None: polling only)."""
         self.db = Database(db_path, self.options.db, on_l0=self._on_l0)
         self.client = client
         self.index = ReplicaIndex(client)
@@ -279,6 +281,7 @@ class Replication:
         self.uploader.claim(at_start=True)  # a second writer is refused here, before any thread
         self._remove_compaction_temps()
         self.scheduler = Scheduler(self.compactor)
+        self._watcher = shared_watcher()
         self._watch()
         jobs = (("monitor", self._monitor), ("upload", self._upload), ("compact", self._compact))
         for name, target in jobs:
@@ -301,9 +304,8 @@ class Replication:
 
     def _watch(self) -> None:
         """Have the database's changes wake the monitor (where the platform can)."""
-        watcher = shared_watcher()
-        if watcher is not None:
-            watcher.watch(self.db.path, self._changed)
+        if self._watcher is not None:
+            self._watcher.watch(self.db.path, self._changed)
 
     def _monitor(self) -> None:
         """Sync on a change (leading edge) or every ``monitor_interval``, whichever is first.
@@ -369,9 +371,8 @@ class Replication:
         self._stop.set()
         self._wake.set()
         self._changed.set()
-        watcher = shared_watcher()
-        if watcher is not None:
-            watcher.unwatch(self.db.path, self._changed)
+        if self._watcher is not None:
+            self._watcher.unwatch(self.db.path, self._changed)
         for t in self._threads:
             t.join()
         self._threads.clear()

@@ -21,15 +21,12 @@ class CommandError(PyLitestreamError):
 class UsageError(CommandError):
     """A command line that cannot be run; ``hint`` is an example of a correct one.
 
-    ``str(err)`` is the message alone, as Litestream prints it.
+    It has no location, so ``str(err)`` is the message alone, as Litestream prints it.
     """
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def one_line(message: str) -> str:
