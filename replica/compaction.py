@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import attrs
 
@@ -91,6 +91,27 @@ _SMALL_BUFFER = 64 * 1024
 _LARGE_BUFFER = 8 * 1024 * 1024
 TEMP_PREFIX = "compact-"
 TEMP_SUFFIX = ".ltx.tmp"
+
+
+class CompactionCancelled(PyLitestreamError):
+    """A compaction run stopped because the replication is shutting down (not a failure)."""
+
+
+class _Cancellable:
+    """A staged output whose every write first checks the cancel event."""
+
+    def __init__(self, f: BinaryIO, cancel: threading.Event, level: int) -> None:
+        self._f = f
+        self._cancel = cancel
+        self._level = level
+
+    def write(self, b: bytes | memoryview) -> int:
+        if self._cancel.is_set():
+            raise CompactionCancelled("compaction cancelled by shutdown", level=self._level)
+        return self._f.write(b)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._f, name)
 
 
 def is_compaction_temp(name: str) -> bool:
@@ -194,7 +215,9 @@ class Compactor:
     ``work_dir``: where outputs are staged (``*.tmp``; default: the system temp dir).
     ``on_l0_consumed(txid)``: called after a level-1 compaction with the highest TXID
     it consumed. ``remove_local(txids)``: delete local L0 copies (default: unlink them
-    in ``local_l0_dir``). ``clock`` gives aware UTC datetimes.
+    in ``local_l0_dir``). ``clock`` gives aware UTC datetimes. ``cancel``: once set, a
+    run that is writing its output stops at its next write with
+    :class:`CompactionCancelled` (nothing is written to the replica; shutdown sets it).
 
     Methods are not meant to run concurrently with each other (one thread drives them);
     the index may be updated concurrently by the uploader.
@@ -211,8 +234,10 @@ class Compactor:
         clock: Callable[[], dt.datetime] = utcnow,
         on_l0_consumed: Callable[[int], None] | None = None,
         remove_local: Callable[[Sequence[int]], int] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.client = client
+        self.cancel = cancel or threading.Event()
         self.index = index
         self.options = options or CompactionOptions()
         self.local_l0_dir = local_l0_dir
@@ -303,11 +328,11 @@ class Compactor:
         fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}L{level}-", suffix=TEMP_SUFFIX, dir=self.work_dir)
         try:
             with contextlib.ExitStack() as stack:
-                out = stack.enter_context(os.fdopen(fd, "wb"))
+                out = _Cancellable(stack.enter_context(os.fdopen(fd, "wb")), self.cancel, level)
                 readers = [stack.enter_context(self._open_input(f)) for f in inputs]
                 names = [f"L{f.level}/{f.name}" for f in inputs]
                 res = compact(
-                    out,
+                    cast(BinaryIO, out),  # a file whose writes check for cancellation
                     readers,
                     flags=FLAG_NO_CHECKSUM,
                     names=names,
@@ -326,6 +351,8 @@ class Compactor:
             except BaseException:
                 self.index.invalidate()
                 raise
+        except CompactionCancelled:
+            raise
         except PyLitestreamError:
             self.stats.errors += 1
             raise
@@ -511,6 +538,8 @@ class Scheduler:
     def _guard(self, job: int | str, fn: Callable[[], object]) -> RunResult | None:
         try:
             out = fn()
+        except CompactionCancelled:
+            return None
         except Exception as e:  # the loop must survive anything
             self.failures += 1
             self.compactor.stats.errors += 1

@@ -1,14 +1,15 @@
-"""Running replication: monitor, upload and compaction threads per database, and a clean shutdown.
+"""Running replication: one database's monitor, upload and compaction jobs, and a clean shutdown.
 
-The monitor thread syncs when the database changes (:mod:`replica.watch`: the first
-commit after a quiet interval at once, then at most once per ``monitor_interval``) or
-every ``monitor_interval`` without a notification, and applies the checkpoint policy;
-the upload thread wakes on every new L0 file (or every ``sync_interval``) and ships
-pending files; the compaction thread runs the compaction levels, the
-level-9 snapshots and retention on their schedules (:mod:`replica.compaction`).
-Errors back off exponentially (from the interval up to five minutes) and are
-logged at most every 30 seconds per kind; nothing is lost by an error, because
-local L0 files stay until uploaded.
+The jobs run on the process's :mod:`replica.runtime` (one scheduler, bounded pools),
+so a database costs no thread of its own. The monitor job syncs when the database
+changes (:mod:`replica.watch` notifies it) or when its poll is due, and applies the
+checkpoint policy; :class:`~replica.pace.SyncPace` decides when: the first commit after
+a quiet gap at once, then at most once per gap. The upload job runs when a sync wrote
+an L0 file, after failures with a backoff, and every :data:`~replica.defaults.QUIET_RECHECK`
+as a safety net. The compaction job runs the compaction levels, the level-9 snapshots
+and retention on their schedules (:mod:`replica.compaction`). Errors back off
+exponentially (from the interval up to five minutes) and are logged at most every 30
+seconds per kind; nothing is lost by an error, because local L0 files stay until uploaded.
 
 All three share one :class:`~replica.index.ReplicaIndex`: the replica is listed at
 start-up (and after a failure), and our own writes and deletes keep the index
@@ -17,15 +18,18 @@ uploaded L0 files stay in the meta directory until level-1 compaction has merged
 them (it reads them there instead of downloading them), then they are deleted, the
 newest always kept; without levels they are deleted right after upload.
 
-:meth:`Replication.stop` makes the last sync and then keeps uploading, for up to
-``shutdown_timeout``, until every local file is in the replica; it reports
+Shutdown has two halves so that a process can stop many databases at once:
+:meth:`Replication.halt` stops scheduling rounds and cancels a running compaction
+(it stops at its next write); :meth:`Replication.finish` waits for the running sync or
+upload, makes the last sync and keeps uploading until the deadline (default
+``shutdown_timeout`` from now), until every local file is in the replica; it reports
 whether that was achieved, and the command line turns that into its exit code. No
 error of the last sync (a malformed or replaced database included) escapes it: each
 is logged, and the result then says that not everything was shipped.
 
 Temporary files in the meta directory belong to the task that writes them: the
 monitor removes only its own leftovers when it opens the database, and
-:meth:`Replication.start` removes compaction's before the compaction thread runs.
+:meth:`Replication.start` removes compaction's before the compaction job runs.
 """
 
 from __future__ import annotations
@@ -62,12 +66,15 @@ from replica.defaults import (
     DEFAULT_SYNC_INTERVAL,
     ERROR_LOG_EVERY,
     MAX_ERROR_BACKOFF,
+    QUIET_RECHECK,
     seconds,
 )
 from replica.errors import DatabaseNotReadyError
 from replica.index import ReplicaIndex
 from replica.l0 import L0File
 from replica.monitor import Database, DBOptions
+from replica.pace import Backoff, Outcome, SyncPace
+from replica.runtime import Job, Runtime, shared_runtime
 from replica.storage import ReplicaClient
 from replica.uploader import Uploader
 from replica.watch import Watcher, shared_watcher
@@ -76,6 +83,10 @@ log = logging.getLogger("replica")
 
 MAX_BACKOFF = seconds(MAX_ERROR_BACKOFF)
 LOG_EVERY = seconds(ERROR_LOG_EVERY)
+QUIET = seconds(QUIET_RECHECK)
+COMPACTION_RECHECK = 1.0
+"""The longest a compaction job sleeps before it looks at its schedule again (the schedule
+is wall-clock time, which may jump)."""
 
 
 def _intervals(value: Iterable[dt.timedelta]) -> tuple[dt.timedelta, ...]:
@@ -123,37 +134,42 @@ class ReplicationOptions:
         )
 
 
-class _Backoff:
-    def __init__(self, base: float) -> None:
-        self.base = max(base, 0.05)
-        self.delay = self.base
-        self.last_log = 0.0
+class _ErrorLog:
+    """Logs a repeating failure at most every :data:`LOG_EVERY` seconds, and the recovery."""
 
-    def failed(self, what: str, err: BaseException) -> float:
+    def __init__(self) -> None:
+        self.last_log = -LOG_EVERY
+        self.failing = False
+
+    def failed(self, what: str, err: BaseException, retry_in: float) -> None:
         now = time.monotonic()
         if now - self.last_log >= LOG_EVERY:
-            log.error("%s failed (retrying in %.1fs): %s", what, self.delay, err)
+            log.error("%s failed (retrying in %.1fs): %s", what, retry_in, err)
             self.last_log = now
-        d = self.delay
-        self.delay = min(self.delay * 2, MAX_BACKOFF)
-        return d
+        self.failing = True
 
     def ok(self) -> None:
-        if self.delay != self.base:
+        if self.failing:
             log.info("recovered")
-        self.delay = self.base
+            self.failing = False
 
 
 class Replication:
-    """One database replicated to one replica, with its three threads."""
+    """One database replicated to one replica: its monitor, upload and compaction jobs.
+
+    The jobs run on ``runtime`` (default: the process's :func:`~replica.runtime.shared_runtime`).
+    """
 
     def __init__(
-        self, db_path: str, client: ReplicaClient, options: ReplicationOptions | None = None
+        self,
+        db_path: str,
+        client: ReplicaClient,
+        options: ReplicationOptions | None = None,
+        *,
+        runtime: Runtime | None = None,
     ) -> None:
         self.options = options or ReplicationOptions()
-        self._wake = threading.Event()
-        self._changed = threading.Event()
-        """Set by change notifications (:mod:`replica.watch`) and by :meth:`stop`."""
+        self._runtime = runtime
         self._watcher: Watcher | None = None
         """The notifier watching the database, from :meth:`start` on (None: polling only)."""
         self.db = Database(db_path, self.options.db, on_l0=self._on_l0)
@@ -164,6 +180,7 @@ class Replication:
         self.uploader = Uploader(
             self.db, client, max_batch=self.options.max_batch, index=self.index, keep_local=self.compacting
         )
+        self._stop = threading.Event()
         self.compactor = Compactor(
             client,
             self.index,
@@ -172,17 +189,25 @@ class Replication:
             work_dir=self.db.meta_path,
             on_l0_consumed=self._on_l0_consumed,
             remove_local=self._remove_local,
+            cancel=self._stop,
         )
         self.scheduler: Scheduler | None = None
         self._opened_once = False
         """The database was opened (local state loaded) at least once: its files may be shipped
         even while it is closed again (e.g. deleted and not yet recreated)."""
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._pace = SyncPace.new(
+            self.options.db.monitor_interval, self.options.sync_interval, QUIET, MAX_BACKOFF
+        )
+        self._upload_backoff = Backoff(self.options.sync_interval, MAX_BACKOFF)
+        self._sync_errors = _ErrorLog()
+        self._upload_errors = _ErrorLog()
+        self._jobs: list[Job] = []
+        self._upload_job: Job | None = None
         self.errors = 0
 
     def _on_l0(self, _f: L0File) -> None:
-        self._wake.set()
+        if self._upload_job is not None:
+            self._upload_job.set()
 
     def _on_l0_consumed(self, txid: int) -> None:
         """Level-1 compaction merged every L0 file up to ``txid``: their local copies can go."""
@@ -278,104 +303,155 @@ class Replication:
                         os.unlink(os.path.join(folder, n))
 
     def start(self) -> None:
-        self.uploader.claim(at_start=True)  # a second writer is refused here, before any thread
+        """Claim the replica and schedule the jobs (the first sync at once)."""
+        self.uploader.claim(at_start=True)  # a second writer is refused here, before any job
         self._remove_compaction_temps()
         self.scheduler = Scheduler(self.compactor)
+        runtime = self._runtime or shared_runtime()
         self._watcher = shared_watcher()
+        path = self.db.path
+        monitor = runtime.job(f"sync of {path}", self._monitor_step, when_set=self._when_changed)
+        upload = runtime.job(f"upload of {path}", self._upload_step)
+        compact = runtime.job(f"compaction of {path}", self._compact_step, pool="background")
+        self._jobs = [monitor, upload, compact]
+        self._upload_job = upload
         self._watch()
-        jobs = (("monitor", self._monitor), ("upload", self._upload), ("compact", self._compact))
-        for name, target in jobs:
-            t = threading.Thread(target=target, name=f"{name}:{self.db.path}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        for job in self._jobs:
+            job.start()
 
-    def _compact(self) -> None:
+    def _when_changed(self, now: float) -> float:
+        return self._pace.when_changed(now)
+
+    def _compact_step(self) -> float | None:
         sched = self.scheduler
         assert sched is not None
-        while not self._stop.is_set():
-            try:
-                if sched.run_pending(self._stop) and self.db.is_open:
-                    self._trim_local()
-            except Exception as e:  # the loop must survive anything
-                self.errors += 1
-                log.error("compaction of %s failed: %s", self.db.path, e)
-            wait = (sched.next_due() - self.compactor.clock()).total_seconds()
-            self._stop.wait(min(max(wait, 0.01), 1.0))
+        if self._stop.is_set():
+            return None
+        try:
+            if sched.run_pending(self._stop) and self.db.is_open:
+                self._trim_local()
+        except Exception as e:  # the job must survive anything
+            self.errors += 1
+            log.error("compaction of %s failed: %s", self.db.path, e)
+        wait = (sched.next_due() - self.compactor.clock()).total_seconds()
+        return time.monotonic() + min(max(wait, 0.01), COMPACTION_RECHECK)
 
-    def _watch(self) -> None:
-        """Have the database's changes wake the monitor (where the platform can)."""
-        if self._watcher is not None:
-            self._watcher.watch(self.db.path, self._changed)
+    def _watch(self) -> bool:
+        """Have the database's changes set its monitor job (where the platform can)."""
+        if self._watcher is None or not self._jobs:
+            return False
+        return self._watcher.watch(self.db.path, self._jobs[0])
 
-    def _monitor(self) -> None:
-        """Sync on a change (leading edge) or every ``monitor_interval``, whichever is first.
+    def _notified(self) -> bool:
+        """Whether the kernel is notifying this database's changes right now."""
+        return self._watcher is not None and self._watcher.watching(self.db.path)
 
-        Syncs that write an L0 file are at least ``gap`` apart: the smaller of
-        ``sync_interval`` and ``monitor_interval`` (after an error, the backoff). A change
-        notified sooner waits for the rest of the gap, so under sustained writes there is
-        one L0 file (and one upload) per gap, as with polling, while the first commit after
-        a quiet gap is synced, and shipped, at once; polls that find nothing new do not
-        count. The event is cleared before the sync starts, so a commit made during a
-        sync wakes the next one.
+    def _monitor_step(self) -> float | None:
+        """One round: open or sync, then the checkpoint policy; when the next poll is due.
+
+        The timing is :class:`~replica.pace.SyncPace`'s: a notified change runs this at
+        once, or when the gap since the last sync that wrote an L0 file is over.
         """
-        interval = self.options.db.monitor_interval
-        min_gap = min(self.options.sync_interval, interval)
-        backoff = _Backoff(interval)
-        delay = 0.0  # open (and make the first sync) at once
-        gap = min_gap
-        last = -float("inf")  # when the last sync that wrote an L0 file (or failed) began
-        while True:
-            if self._changed.wait(delay) and not self._stop.is_set():
-                rest = last + gap - time.monotonic()
-                if rest > 0 and self._stop.wait(rest):
-                    break
-            if self._stop.is_set():
-                break
-            self._changed.clear()
-            began = time.monotonic()
-            try:
-                if not self.db.is_open:
-                    if not self.open():
-                        delay, gap = interval, min_gap
-                        continue
-                    last = began
+        if self._stop.is_set():
+            return None
+        began = time.monotonic()
+        try:
+            if not self.db.is_open:
+                if self.open():
+                    outcome = Outcome.WROTE
                     self._watch()  # again: the folder may be new
-                elif self.db.sync() is not None:
-                    last = began
+                else:
+                    outcome = Outcome.ABSENT
+            else:
+                outcome = Outcome.NOTHING if self.db.sync() is None else Outcome.WROTE
+            if outcome is not Outcome.ABSENT:
                 self.db.maybe_checkpoint()
-                backoff.ok()
-                delay, gap = interval, min_gap
-            except Exception as e:  # the loop must survive anything
-                self.errors += 1
-                last = began
-                delay = gap = backoff.failed(f"sync of {self.db.path}", e)
+            self._sync_errors.ok()
+        except Exception as e:  # the job must survive anything
+            self.errors += 1
+            outcome = Outcome.FAILED
+            self._sync_errors.failed(f"sync of {self.db.path}", e, self._pace.backoff.failed().delay())
+        self._pace, due = self._pace.after(began, time.monotonic(), outcome, notified=self._notified())
+        return due
 
-    def _upload(self) -> None:
-        backoff = _Backoff(self.options.sync_interval)
-        delay = self.options.sync_interval
-        while not self._stop.is_set():
-            self._wake.wait(delay)
-            self._wake.clear()
-            if self._stop.is_set() or not (self.db.is_open or self._opened_once):
-                continue
-            try:
-                self.uploader.sync()
-                backoff.ok()
-                delay = self.options.sync_interval
-            except Exception as e:
-                self.errors += 1
-                delay = backoff.failed(f"upload of {self.db.path}", e)
+    def _upload_step(self) -> float | None:
+        """Ship pending L0 files; runs when a sync wrote one, after failures, and every ``QUIET`` s."""
+        if self._stop.is_set():
+            return None
+        now = time.monotonic()
+        if not (self.db.is_open or self._opened_once):
+            return now + self.options.sync_interval
+        try:
+            self.uploader.sync()
+        except Exception as e:
+            self.errors += 1
+            self._upload_backoff = self._upload_backoff.failed()
+            self._upload_errors.failed(f"upload of {self.db.path}", e, self._upload_backoff.delay())
+            return time.monotonic() + self._upload_backoff.delay()
+        self._upload_backoff = self._upload_backoff.ok()
+        self._upload_errors.ok()
+        return time.monotonic() + max(QUIET, self.options.sync_interval)
 
-    def stop(self) -> bool:
-        """Stop the threads, make a last sync, upload everything; True if nothing is left unsent."""
+    def stop(self, deadline: float | None = None) -> bool:
+        """Stop the jobs, make a last sync, upload everything; True if nothing is left unsent.
+
+        ``deadline`` (monotonic) bounds the final upload (default: ``shutdown_timeout``
+        from now); see :meth:`halt` and :meth:`finish`.
+        """
+        self.halt()
+        return self.finish(deadline)
+
+    def halt(self) -> None:
+        """Stop scheduling rounds and cancel a running compaction (returns at once)."""
         self._stop.set()
-        self._wake.set()
-        self._changed.set()
-        if self._watcher is not None:
-            self._watcher.unwatch(self.db.path, self._changed)
-        for t in self._threads:
-            t.join()
-        self._threads.clear()
+        if self._watcher is not None and self._jobs:
+            self._watcher.unwatch(self.db.path, self._jobs[0])
+        for job in self._jobs:
+            job.cancel(timeout=0)
+
+    def finish(self, deadline: float | None = None) -> bool:
+        """After :meth:`halt`: :meth:`last_sync`, then :meth:`ship` until ``deadline``
+        (default: ``shutdown_timeout`` from now); True if every local L0 file reached the replica."""
+        if deadline is None:
+            deadline = time.monotonic() + self.options.shutdown_timeout
+        return self.ship(deadline, self.last_sync(deadline))
+
+    def last_sync(self, deadline: float) -> bool | None:
+        """After :meth:`halt`: wait (until ``deadline``) for a running sync or upload to end,
+        then sync the database a last time and close it.
+
+        True if that worked, False if it failed (logged), None if a round was still
+        running at the deadline (nothing was done: :meth:`ship` then only reports).
+        """
+        for job in self._jobs[:2]:  # the monitor and the uploader
+            if not job.cancel(timeout=max(0.0, deadline - time.monotonic())):
+                log.error("%s: %s was still running at the shutdown deadline", self.db.path, job.name)
+                return None
+        self._upload_job = None
+        return self._final_sync()
+
+    def ship(self, deadline: float, synced: bool | None = True) -> bool:
+        """Upload what is left until ``deadline``, wait for a cancelled compaction, release the
+        replica; True if ``synced`` and every local L0 file reached the replica."""
+        if synced is None:
+            return False
+        shipped = True
+        if self.db.local_l0_files():
+            try:
+                shipped = self.uploader.sync_with_retry(
+                    max(0.0, deadline - time.monotonic()), self.options.shutdown_interval
+                )
+            except (PyLitestreamError, OSError) as e:
+                log.error("final upload of %s failed: %s", self.db.path, e)
+                shipped = False
+        for job in self._jobs[2:]:  # cancelled at its next write; a storage call may still hold it
+            if not job.cancel(timeout=max(0.0, deadline - time.monotonic())):
+                log.warning("%s: compaction still running at the shutdown deadline", self.db.path)
+        self._jobs.clear()
+        return self.uploader.finish(synced and shipped)
+
+    def _final_sync(self) -> bool:
+        """Open the database if it never was, sync it a last time and close it; False on failure."""
         complete = True
         if not self.db.is_open:
             try:  # stopped before the monitor got to it (e.g. a short -exec child): one last look
@@ -392,13 +468,4 @@ class Replication:
                 self.db.close(final_sync=False)
             except OSError as e2:
                 log.error("closing %s failed: %s", self.db.path, e2)
-        if not self.db.local_l0_files():
-            return self.uploader.finish(complete)
-        try:
-            shipped = self.uploader.sync_with_retry(
-                self.options.shutdown_timeout, self.options.shutdown_interval
-            )
-        except (PyLitestreamError, OSError) as e:
-            log.error("final upload of %s failed: %s", self.db.path, e)
-            shipped = False
-        return self.uploader.finish(complete and shipped)
+        return complete

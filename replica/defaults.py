@@ -100,6 +100,16 @@ MAX_ERROR_BACKOFF: Final = dt.timedelta(minutes=5)
 ERROR_LOG_EVERY: Final = dt.timedelta(seconds=30)
 """A repeating error is logged at most this often."""
 
+SYNC_WORKERS: Final = 8
+"""Threads that sync and upload, shared by every database of the process (``replica/runtime.py``)."""
+
+BACKGROUND_WORKERS: Final = 2
+"""Threads that compact, snapshot and enforce retention, shared by every database of the process."""
+
+QUIET_RECHECK: Final = dt.timedelta(seconds=10)
+"""How often a database whose changes the kernel notifies is checked anyway, and how often
+its uploader looks for local files nothing announced: the safety net under notifications."""
+
 NOT_READY_RETRY: Final = dt.timedelta(seconds=1)
 """How often compaction waits again for a database that is not ready yet."""
 

@@ -8,17 +8,23 @@ about a database lives in its :class:`~replica.daemon.Replication`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 
 from ltx.decoder import read_header
 from ltx.errors import LTXError
 from replica.daemon import Replication
 from replica.metrics import REGISTRY
+from replica.runtime import shared_runtime
 
 log = logging.getLogger("replica")
+
+STOP_GRACE = 1.0
+"""Seconds past a database's shutdown deadline that :meth:`Supervisor.stop` still waits for it."""
 
 Factory = Callable[[], dict[str, Callable[[], Replication]]]
 """Returns, for every database that should be replicated now, a way to build its Replication."""
@@ -95,15 +101,58 @@ class Supervisor:
                 log.error("rescanning databases failed: %s", e)
 
     def stop(self) -> bool:
-        """Stop everything; True if every database's files all reached its replica."""
+        """Stop everything; True if every database's files all reached its replica.
+
+        All databases at once: every replication is halted, then the last syncs run on
+        the runtime's workers, then the last uploads, each database until its own
+        ``shutdown_timeout`` from now. Whatever has not ended by then (plus
+        :data:`STOP_GRACE`) is reported incomplete and left behind: its L0 files stay in
+        the meta directory and are shipped by the next start.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         with self._lock:
-            for path, rep in sorted(self.running.items()):
-                self._stop_one(path, rep)
+            reps = sorted(self.running.items())
             self.running.clear()
+        now = time.monotonic()
+        deadlines = {path: now + rep.options.shutdown_timeout for path, rep in reps}
+        for _path, rep in reps:
+            rep.halt()
+        runtime = shared_runtime()
+        synced = self._gather(
+            {path: runtime.submit(functools.partial(rep.last_sync, deadlines[path])) for path, rep in reps},
+            deadlines,
+        )
+        shipped = self._gather(
+            {
+                path: runtime.submit(functools.partial(rep.ship, deadlines[path], synced[path]))
+                for path, rep in reps
+                if synced[path] is not None
+            },
+            deadlines,
+        )
+        for path, _rep in reps:
+            if not shipped.get(path):
+                self.incomplete.append(path)
         return not self.incomplete
+
+    @staticmethod
+    def _gather(
+        futures: Mapping[str, Future[bool | None]] | Mapping[str, Future[bool]], deadlines: dict[str, float]
+    ) -> dict[str, bool | None]:
+        """Each future's result, None for those that failed or did not end by their deadline."""
+        out: dict[str, bool | None] = {}
+        for path, fut in futures.items():
+            try:
+                out[path] = fut.result(timeout=max(0.0, deadlines[path] + STOP_GRACE - time.monotonic()))
+            except TimeoutError:
+                log.error("stopping replication of %s: still busy at the shutdown deadline", path)
+                out[path] = None
+            except Exception as e:  # one database's failure must not keep the others from stopping
+                log.error("stopping replication of %s failed: %s", path, e)
+                out[path] = None
+        return out
 
     def _stop_one(self, path: str, rep: Replication) -> None:
         """Stop one replication; any failure is logged and counted as incomplete, never raised,

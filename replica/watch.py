@@ -1,19 +1,19 @@
 """Change notifications for replicated databases: one thread for all of them.
 
-A database's monitor waits for the next sync on an event; this module sets that event
-as soon as the kernel reports a change to the database file or its ``-wal``, so the
-first commit after a quiet period is synced at once instead of at the next poll.
-Polling every ``monitor-interval`` stays, unchanged, as the safety net: notifications
-only shorten the wait, so a missed event (a network filesystem that delivers none, a
-folder that was removed and recreated, a full event queue) costs latency, never a
-commit.
+A database's monitor job (:mod:`replica.runtime`) is set as soon as the kernel reports a
+change to the database file or its ``-wal``, so the first commit after a quiet period
+is synced at once instead of at the next poll. Polling stays as the safety net
+(:mod:`replica.pace`): every ``monitor-interval`` where changes are not notified, every
+:data:`~replica.defaults.QUIET_RECHECK` where they are. A full event queue wakes every
+database; a watched folder that disappears ends its watch, and its databases are polled
+every ``monitor-interval`` again until they are reopened.
 
 On Linux the kernel's inotify is used (through ``inotify_simple``, a thin wrapper of
 the system calls): one inotify instance and one reader thread per process, one watch
 per folder holding databases (not per file, so a file deleted, recreated or renamed
 over keeps being watched), the events dispatched by file name. Elsewhere, or when the
 kernel refuses (no inotify, out of watches), :func:`shared_watcher` returns None or
-:meth:`Watcher.watch` returns False and the monitors poll as before.
+:meth:`Watcher.watch` returns False and the databases are polled every ``monitor-interval``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("replica.watch")
 
@@ -33,6 +33,12 @@ hundred wake-ups a second, not one per write (measured: 40 % of a core without i
 
 _MASK_NAMES = ("MODIFY", "CLOSE_WRITE", "CREATE", "DELETE", "MOVED_FROM", "MOVED_TO", "ATTRIB")
 """What counts as a change of a watched file: its bytes, its existence, its name."""
+
+
+class Waiter(Protocol):
+    """What a change is reported to: a :class:`threading.Event`, a runtime job."""
+
+    def set(self) -> None: ...
 
 
 class Watcher:
@@ -53,12 +59,12 @@ class Watcher:
         self._inotify: Any = inotify_simple.INotify()
         self._lock = threading.Lock()
         self._folders: dict[str, int] = {}
-        self._names: dict[int, dict[str, list[threading.Event]]] = {}
+        self._names: dict[int, dict[str, list[Waiter]]] = {}
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="watch", daemon=True)
         self._thread.start()
 
-    def watch(self, db_path: str, event: threading.Event) -> bool:
+    def watch(self, db_path: str, event: Waiter) -> bool:
         """Set ``event`` on every change of ``db_path`` or ``db_path-wal``; False if not possible.
 
         Idempotent for the same pair. A folder that is gone (or a kernel out of watches)
@@ -83,7 +89,7 @@ class Watcher:
                     waiters.append(event)
         return True
 
-    def unwatch(self, db_path: str, event: threading.Event) -> None:
+    def unwatch(self, db_path: str, event: Waiter) -> None:
         """Stop setting ``event`` for ``db_path`` (the folder's watch stays for its other files)."""
         folder, name = os.path.split(os.path.abspath(db_path))
         with self._lock:
@@ -97,6 +103,11 @@ class Watcher:
                     waiters.remove(event)
                 if not waiters:
                     names.pop(n, None)
+
+    def watching(self, db_path: str) -> bool:
+        """Whether changes of ``db_path`` are being notified now (its folder is watched)."""
+        folder = os.path.dirname(os.path.abspath(db_path))
+        return folder in self._folders and self._thread.is_alive()
 
     def close(self) -> None:
         """Stop the reader thread and release the inotify descriptor."""

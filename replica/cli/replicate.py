@@ -3,18 +3,23 @@
 Differences from Litestream, each for the user's benefit: ``replicate DB`` with no
 replica URL replicates to the directory ``<DB>-replica``; after a signal the exit code
 is 0 only if every L0 file written reached the replica (otherwise 1, naming the
-databases whose files wait in the meta directory for the next start).
+databases whose files wait in the meta directory for the next start). The last sync
+and upload of every database run at once, each bounded by its
+``shutdown-sync-timeout``; a second SIGINT or SIGTERM ends the process at once (status
+128 + the signal), leaving what was not uploaded for the next start.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
 import signal
 import subprocess
 import threading
+from typing import NoReturn
 
 from replica import metrics
 from replica.cli.binding import OpenClient, config_from_command_line, discoverer
@@ -79,6 +84,16 @@ def run(args: argparse.Namespace) -> int:
     return run_until_signal(Supervisor(discover, watch=watch), exec_cmd)
 
 
+def _exit_now(signum: int) -> NoReturn:
+    """A second signal during shutdown: leave at once, status 128+signal. Whatever was not
+    uploaded stays in the meta directories, and the next start ships it."""
+    log.warning("second signal received: exiting now; files not uploaded are shipped on the next start")
+    for h in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            h.flush()
+    os._exit(128 + signum)
+
+
 def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
     """Run ``sup`` (and ``exec_cmd`` as a child) until SIGINT/SIGTERM or the child's exit.
 
@@ -90,7 +105,7 @@ def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
 
     def on_signal(signum: int, _frame: object) -> None:
         if signals:
-            return
+            _exit_now(signum)
         signals.append(signum)
         stop.set()
 
@@ -98,7 +113,7 @@ def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
     child: subprocess.Popen[bytes] | None = None
     child_rc = 0
     try:
-        sup.start()  # each database opens in its own thread, retrying while its replica is unreachable
+        sup.start()  # each database opens on the runtime's workers, retrying while its replica is unreachable
         if exec_cmd:
             child = subprocess.Popen(shlex.split(exec_cmd))
 
@@ -116,10 +131,11 @@ def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
             log.info("subprocess exited, litestream shutting down")
         else:
             log.info("signal received, litestream shutting down")
+        log.info("a second signal exits at once (files not uploaded are shipped on the next start)")
+        complete = sup.stop()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    complete = sup.stop()
     log.info("litestream shut down")
     if child is not None and child_rc != 0 and not (signals and child_rc < 0):
         raise CommandError(f"exit status {child_rc}")
