@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 _HELP = {
     "litestream_db_size": ("gauge", "Database file size in bytes after the last sync."),
@@ -47,6 +47,17 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, dict[Labels, float]] = {}
+        self._collectors: list[Callable[[], None]] = []
+
+    def add_collector(self, collect: Callable[[], None]) -> None:
+        """Have ``collect`` update its gauges before every :meth:`render` (a scrape)."""
+        with self._lock:
+            self._collectors.append(collect)
+
+    def remove_collector(self, collect: Callable[[], None]) -> None:
+        with self._lock:
+            if collect in self._collectors:
+                self._collectors.remove(collect)
 
     def _key(self, labels: dict[str, str]) -> Labels:
         return tuple(sorted(labels.items()))
@@ -66,7 +77,11 @@ class Registry:
             return self._values.get(name, {}).get(self._key(labels), 0.0)
 
     def render(self) -> str:
-        """The Prometheus text exposition of every series."""
+        """The Prometheus text exposition of every series (the collectors run first)."""
+        with self._lock:
+            collectors = list(self._collectors)
+        for collect in collectors:
+            collect()
         out: list[str] = []
         with self._lock:
             for name in sorted(self._values):

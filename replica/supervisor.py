@@ -1,9 +1,11 @@
 """Many databases in one process: start, keep and stop one :class:`Replication` per database.
 
-The set of databases is re-read every ``rescan_interval`` for configurations with
-``dir:`` entries marked ``watch: true``: a database that appears is picked up, one
-that vanishes is stopped (after a last upload of what it wrote). Everything else
-about a database lives in its :class:`~replica.daemon.Replication`.
+The set of databases is re-read every ``rescan_interval`` (by the ``supervisor`` thread,
+which runs only then) for configurations with ``dir:`` entries marked ``watch: true``:
+a database that appears is picked up, one that vanishes is stopped (after a last
+upload of what it wrote). The lag and size gauges are computed when the metrics are
+scraped. Everything else about a database lives in its
+:class:`~replica.daemon.Replication`.
 """
 
 from __future__ import annotations
@@ -85,20 +87,28 @@ class Supervisor:
 
     def start(self) -> None:
         self.reconcile()
-        self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
-        self._thread.start()
+        REGISTRY.add_collector(self.report_metrics)
+        if self.watch:
+            self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+            self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.rescan_interval):
             try:
-                if self.watch:
-                    self.reconcile()
-                with self._lock:
-                    reps = list(self.running.values())
-                for rep in reps:
-                    report_replica_metrics(rep)
+                self.reconcile()
             except Exception as e:  # a transient error here must not stop replication
                 log.error("rescanning databases failed: %s", e)
+
+    def report_metrics(self) -> None:
+        """Update every running database's lag and size gauges (a metrics collector: it runs
+        when the metrics are scraped, not on a timer)."""
+        with self._lock:
+            reps = list(self.running.values())
+        for rep in reps:
+            try:
+                report_replica_metrics(rep)
+            except Exception as e:  # a scrape must not fail for one database
+                log.warning("metrics of %s: %s", rep.db.path, e)
 
     def stop(self) -> bool:
         """Stop everything; True if every database's files all reached its replica.
@@ -110,6 +120,7 @@ class Supervisor:
         the meta directory and are shipped by the next start.
         """
         self._stop.set()
+        REGISTRY.remove_collector(self.report_metrics)
         if self._thread is not None:
             self._thread.join()
         with self._lock:
