@@ -84,7 +84,7 @@ log = logging.getLogger("replica")
 MAX_BACKOFF = seconds(MAX_ERROR_BACKOFF)
 LOG_EVERY = seconds(ERROR_LOG_EVERY)
 QUIET = seconds(QUIET_RECHECK)
-COMPACTION_RECHECK = 1.0
+COMPACTION_RECHECK = 60.0
 """The longest a compaction job sleeps before it looks at its schedule again (the schedule
 is wall-clock time, which may jump)."""
 

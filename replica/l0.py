@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import attrs
+import numpy as np
 
 from ltx.database import SQLITE_HEADER_SIZE
 from ltx.encoder import Encoder
@@ -120,16 +121,25 @@ def scan_wal(wal_fd: int, header: WALHeader | None, start: int) -> WALScan:
     if cursor is None:
         return WALScan(header, start, start, 0, {})
     reader = WALReader(_FdReader(wal_fd), cursor)
-    pages: dict[int, int] = {}
-    pending: dict[int, int] = {}
-    end, commit = start, 0
-    for frame in reader.frames():
-        pending[frame.header.pgno] = frame.offset
-        if frame.header.commit:
-            pages.update(pending)
-            pending.clear()
-            end, commit = frame.end_offset, frame.header.commit
-    return WALScan(header, start, end, commit, pages)
+    offsets: list[np.ndarray] = []
+    pgnos: list[np.ndarray] = []
+    commits: list[np.ndarray] = []
+    for base, fields in reader.frame_headers():
+        offsets.append(base + np.arange(len(fields), dtype=np.int64) * header.frame_size)
+        pgnos.append(fields[:, 0])
+        commits.append(fields[:, 1])
+    if not offsets:
+        return WALScan(header, start, start, 0, {})
+    offset, pgno, commit = np.concatenate(offsets), np.concatenate(pgnos), np.concatenate(commits)
+    committed = np.flatnonzero(commit)
+    if not len(committed):
+        return WALScan(header, start, start, 0, {})
+    n = int(committed[-1]) + 1  # the frames up to the last commit; a trailing uncommitted run is not
+    # each page's last frame: the first occurrence in the reversed run
+    last_pgnos, first_rev = np.unique(pgno[:n][::-1], return_index=True)
+    pages = dict(zip(last_pgnos.tolist(), offset[:n][::-1][first_rev].tolist(), strict=True))
+    end = int(offset[n - 1]) + header.frame_size
+    return WALScan(header, start, end, int(commit[n - 1]), pages)
 
 
 def last_frame_matches(

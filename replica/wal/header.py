@@ -129,7 +129,16 @@ class WALHeader:
 
     def pack(self) -> bytes:
         """The 32 bytes as stored."""
-        return _HEADER.pack(*attrs.astuple(self))
+        return _HEADER.pack(
+            self.magic,
+            self.version,
+            self.page_size,
+            self.checkpoint_seq,
+            self.salt1,
+            self.salt2,
+            self.checksum1,
+            self.checksum2,
+        )
 
     def computed_checksum(self) -> WALChecksum:
         """The checksum of header bytes 0..23 from ``(0, 0)``."""
@@ -172,4 +181,6 @@ class WALFrameHeader:
         return cls(*_FRAME_HEADER.unpack(raw))
 
     def pack(self) -> bytes:
-        return _FRAME_HEADER.pack(*attrs.astuple(self))
+        return _FRAME_HEADER.pack(
+            self.pgno, self.commit, self.salt1, self.salt2, self.checksum1, self.checksum2
+        )

@@ -168,11 +168,11 @@ def _read_full(f: ReadSeekable, n: int) -> bytes:
 
 def _verify_batch(
     buf: bytes, n_frames: int, header: WALHeader, checksum: WALChecksum
-) -> tuple[WALStop | None, list[list[int]]]:
+) -> tuple[WALStop | None, np.ndarray]:
     """Validate the ``n_frames`` whole frames at the start of ``buf``, which continue from ``checksum``.
 
     Returns why the run of valid frames ended inside the batch (``None`` if every frame is
-    valid) and the six header fields of each leading valid frame.
+    valid) and the six header fields of each leading valid frame (an ``(n, 6)`` array).
 
     Frame ``i`` is checked as continuing from the *stored* checksum of frame ``i - 1``
     (``checksum`` for ``i = 0``): the chain only matters up to the first invalid frame,
@@ -192,10 +192,10 @@ def _verify_batch(
     salt_ok = (fields[:, 2] == np.uint64(header.salt1)) & (fields[:, 3] == np.uint64(header.salt2))
     ok = salt_ok & (expect[:, 0] == fields[:, 4]) & (expect[:, 1] == fields[:, 5])
     if bool(ok.all()):
-        return None, fields.tolist()
+        return None, fields
     n_valid = int(np.argmin(ok))
     reason = WALStop.CHECKSUM_MISMATCH if bool(salt_ok[n_valid]) else WALStop.SALT_MISMATCH
-    return reason, fields[:n_valid].tolist()
+    return reason, fields[:n_valid]
 
 
 class WALReader:
@@ -280,15 +280,18 @@ class WALReader:
         """Why the last :meth:`frames` run ended (``None`` before one ended)."""
         return self._stop
 
-    def frames(self) -> Generator[WALFrame, None, None]:
-        """Yield the valid frames from :attr:`cursor` on, in file order (see the class docstring)."""
+    def _batches(self) -> Generator[tuple[int, bytes, np.ndarray, WALStop | None], None, None]:
+        """Read and verify from :attr:`cursor` on: (offset of the batch, its bytes, the header
+        fields of its leading valid frames as an ``(n, 6)`` array, why it ended early).
+
+        The caller advances the cursor; :attr:`stop` is set when the run ends.
+        """
         header = self._header
         if header is None or not self.usable:
             return
         self._stop = None
         frame_size = header.frame_size
         per_batch = max(1, self._batch_bytes // frame_size)
-        salt1, salt2 = header.salts
         while True:
             base = self._offset
             self._f.seek(base)
@@ -298,7 +301,23 @@ class WALReader:
                 self._stop = WALStop.END
                 return
             reason, fields = _verify_batch(buf, n_frames, header, self._checksum)
-            for i, (pgno, commit, _s1, _s2, ck1, ck2) in enumerate(fields):
+            yield base, buf, fields, reason
+            if reason is not None:
+                self._stop = reason
+                return
+            if n_frames < per_batch:
+                self._stop = WALStop.END
+                return
+
+    def frames(self) -> Generator[WALFrame, None, None]:
+        """Yield the valid frames from :attr:`cursor` on, in file order (see the class docstring)."""
+        header = self._header
+        if header is None:
+            return
+        frame_size = header.frame_size
+        salt1, salt2 = header.salts
+        for base, buf, fields, _reason in self._batches():
+            for i, (pgno, commit, _s1, _s2, ck1, ck2) in enumerate(fields.tolist()):
                 start = i * frame_size
                 frame = WALFrame(
                     WALFrameHeader(pgno, commit, salt1, salt2, ck1, ck2),
@@ -308,12 +327,20 @@ class WALReader:
                 self._offset = base + start + frame_size
                 self._checksum = (ck1, ck2)
                 yield frame
-            if reason is not None:
-                self._stop = reason
-                return
-            if n_frames < per_batch:
-                self._stop = WALStop.END
-                return
+
+    def frame_headers(self) -> Generator[tuple[int, np.ndarray], None, None]:
+        """Like :meth:`frames`, a batch at a time and without the pages: the offset of the
+        batch's first valid frame and the ``(n, 6)`` ``uint64`` array of the valid frames'
+        header fields (pgno, commit, salt1, salt2, checksum1, checksum2). :attr:`cursor`
+        is past a batch once it is yielded."""
+        header = self._header
+        if header is None:
+            return
+        for base, _buf, fields, _reason in self._batches():
+            if len(fields):
+                self._offset = base + len(fields) * header.frame_size
+                self._checksum = (int(fields[-1, 4]), int(fields[-1, 5]))
+                yield base, fields
 
     __iter__ = frames
 

@@ -92,3 +92,38 @@ def test_lag_and_bytes_stored(tmp_path: Path) -> None:
     finally:
         rep.stop()
         con.close()
+
+
+def test_a_scrape_computes_the_gauges_of_every_running_database(tmp_path: Path) -> None:
+    """The lag and size gauges are computed when the metrics are rendered (scraped), by the
+    supervisor's collector, and no longer once the supervisor is stopped."""
+    from replica.daemon import Replication, ReplicationOptions
+    from replica.storage import open_replica_client
+    from replica.supervisor import Supervisor
+
+    db = tmp_path / "scraped.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = wal")
+    con.execute("CREATE TABLE t(x)")
+    con.close()
+    path = str(db)
+    url = f"file://{tmp_path / 'r'}"
+    sup = Supervisor(
+        lambda: {path: lambda: Replication(path, open_replica_client(url), ReplicationOptions(levels=()))},
+        watch=False,
+    )
+    sup.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not list((tmp_path / "r").rglob("*.ltx")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        REGISTRY.set("litestream_replica_bytes", -1, db=path)
+        text = REGISTRY.render()
+        stored = REGISTRY.get("litestream_replica_bytes", db=path)
+        assert stored == sum(f.stat().st_size for f in (tmp_path / "r").rglob("*.ltx")) > 0
+        assert f'litestream_replica_bytes{{db="{path}"}}' in text
+    finally:
+        assert sup.stop()
+    REGISTRY.set("litestream_replica_bytes", -1, db=path)
+    REGISTRY.render()
+    assert REGISTRY.get("litestream_replica_bytes", db=path) == -1
