@@ -112,9 +112,12 @@ class Job:
     def _fire(self, token: int) -> None:
         """The scheduler's call when ``token``'s time has come: hand the step to a worker."""
         with self._cond:
-            if token != self._token or self._cancelled or self._queued or self._running:
+            if token != self._token or self._cancelled:
                 return
             self._due = None
+            if self._queued or self._running:  # started again meanwhile: one more round after this
+                self._again = True
+                return
             self._queued = True
         self._runtime._queues[self._pool].put(self._run)
 
@@ -133,14 +136,20 @@ class Job:
             nxt = time.monotonic() + ESCAPED_RETRY
         with self._cond:
             self._running = False
-            if not self._cancelled:
-                if self._again:
-                    now = time.monotonic()
-                    at = self._when_set(now) if self._when_set is not None else now
-                    nxt = at if nxt is None else min(nxt, at)
-                if nxt is not None:
-                    self._schedule(nxt)
-            self._cond.notify_all()
+            try:
+                if not self._cancelled:
+                    if self._again:
+                        now = time.monotonic()
+                        try:
+                            at = self._when_set(now) if self._when_set is not None else now
+                        except Exception as e:
+                            log.exception("%s: unexpected error: %s", self.name, e)
+                            at = now + ESCAPED_RETRY
+                        nxt = at if nxt is None else min(nxt, at)
+                    if nxt is not None:
+                        self._schedule(nxt)
+            finally:
+                self._cond.notify_all()
 
 
 class Runtime:
@@ -217,7 +226,11 @@ class Runtime:
     @staticmethod
     def _work(q: queue.SimpleQueue[Callable[[], None]]) -> None:
         while True:
-            q.get()()
+            task = q.get()
+            try:
+                task()
+            except BaseException as e:  # a worker outlives anything a task does
+                log.exception("runtime worker: unexpected error: %s", e)
 
 
 _shared: Runtime | None = None
