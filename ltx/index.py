@@ -25,6 +25,8 @@ from ltx.errors import PageIndexError, TruncatedError
 INDEX_SIZE_FIELD = 8
 _U64 = struct.Struct(">Q")
 _MAX_VARINT = 10
+_SMALL_INDEX = 64
+"""Indexes up to this many entries are encoded in plain Python (same bytes)."""
 
 U64Array = npt.NDArray[np.uint64]
 
@@ -84,6 +86,16 @@ class PageIndex:
     def to_bytes(self) -> bytes:
         """The stored form: varint triples, a zero varint, and the u64 length of those."""
         n = len(self.pgnos)
+        if n <= _SMALL_INDEX:  # numpy's per-call cost dominates a few entries (an L0 file's)
+            out = bytearray()
+            for triple in zip(self.pgnos.tolist(), self.offsets.tolist(), self.sizes.tolist(), strict=True):
+                for v in triple:
+                    while v >= 0x80:
+                        out.append((v & 0x7F) | 0x80)
+                        v >>= 7
+                    out.append(v)
+            out.append(0)
+            return bytes(out) + _U64.pack(len(out))
         vals = np.empty(3 * n, dtype=np.uint64)
         vals[0::3], vals[1::3], vals[2::3] = self.pgnos, self.offsets, self.sizes
         body = _encode_uvarints(vals) + b"\x00"

@@ -311,7 +311,7 @@ class Replication:
         self._watcher = shared_watcher()
         path = self.db.path
         monitor = runtime.job(f"sync of {path}", self._monitor_step, when_set=self._when_changed)
-        upload = runtime.job(f"upload of {path}", self._upload_step)
+        upload = runtime.job(f"upload of {path}", self._upload_step, pool="upload")
         compact = runtime.job(f"compaction of {path}", self._compact_step, pool="background")
         self._jobs = [monitor, upload, compact]
         self._upload_job = upload
@@ -417,23 +417,29 @@ class Replication:
         return self.ship(deadline, self.last_sync(deadline))
 
     def last_sync(self, deadline: float) -> bool | None:
-        """After :meth:`halt`: wait (until ``deadline``) for a running sync or upload to end,
-        then sync the database a last time and close it.
+        """After :meth:`halt`: wait (until ``deadline``) for a running sync to end (not for
+        an upload: a store that hangs must not keep the last sync from being made), then
+        sync the database a last time and close it.
 
         True if that worked, False if it failed (logged), None if a round was still
         running at the deadline (nothing was done: :meth:`ship` then only reports).
         """
-        for job in self._jobs[:2]:  # the monitor and the uploader
-            if not job.cancel(timeout=max(0.0, deadline - time.monotonic())):
-                log.error("%s: %s was still running at the shutdown deadline", self.db.path, job.name)
-                return None
-        self._upload_job = None
+        monitor = self._jobs[0] if self._jobs else None
+        if monitor is not None and not monitor.cancel(timeout=max(0.0, deadline - time.monotonic())):
+            log.error("%s: %s was still running at the shutdown deadline", self.db.path, monitor.name)
+            return None
         return self._final_sync()
 
     def ship(self, deadline: float, synced: bool | None = True) -> bool:
-        """Upload what is left until ``deadline``, wait for a cancelled compaction, release the
-        replica; True if ``synced`` and every local L0 file reached the replica."""
+        """Wait (until ``deadline``) for a running upload, upload what is left until then, wait
+        for a cancelled compaction, release the replica; True if ``synced`` and every local
+        L0 file reached the replica."""
         if synced is None:
+            return False
+        upload = self._jobs[1] if len(self._jobs) > 1 else None
+        self._upload_job = None
+        if upload is not None and not upload.cancel(timeout=max(0.0, deadline - time.monotonic())):
+            log.error("%s: %s was still running at the shutdown deadline", self.db.path, upload.name)
             return False
         shipped = True
         if self.db.local_l0_files():

@@ -100,13 +100,18 @@ MAX_ERROR_BACKOFF: Final = dt.timedelta(minutes=5)
 ERROR_LOG_EVERY: Final = dt.timedelta(seconds=30)
 """A repeating error is logged at most this often."""
 
-SYNC_WORKERS: Final = 8
-"""Threads that sync and upload, shared by every database of the process (``replica/runtime.py``)."""
+SYNC_WORKERS: Final = 3
+"""Threads that sync databases (local work: the WAL, the meta directory, checkpoints),
+shared by every database of the process (``replica/runtime.py``)."""
+
+UPLOAD_WORKERS: Final = 6
+"""Threads that upload L0 files, shared by every database of the process: a store that hangs
+holds these, never the threads that sync."""
 
 BACKGROUND_WORKERS: Final = 2
 """Threads that compact, snapshot and enforce retention, shared by every database of the process."""
 
-QUIET_RECHECK: Final = dt.timedelta(seconds=10)
+QUIET_RECHECK: Final = dt.timedelta(seconds=30)
 """How often a database whose changes the kernel notifies is checked anyway, and how often
 its uploader looks for local files nothing announced: the safety net under notifications."""
 

@@ -219,6 +219,8 @@ class OwnershipGuard:
         self.workdir = workdir
         self.clock = clock
         self.record: OwnerRecord | None = None
+        self._seen: bytes | None = None
+        """The record's bytes as last read and found ours (a re-read that matches is not decoded again)."""
         """The record as we wrote it, once claimed."""
         self._lock: DatabaseLock | None = None
         self._mutex = threading.RLock()
@@ -312,12 +314,15 @@ class OwnershipGuard:
                 self.record = None
                 self.claim()
                 return
+            if found[0] == self._seen:  # the bytes we decoded and accepted last time
+                return
             try:
                 owner = self._decode(found[0])
             except OwnershipError as e:
                 self.client.fence(e)
                 raise
             if owner.writer_id == self.record.writer_id:
+                self._seen = found[0]
                 return
             err = ReplicaOwnedError(
                 takeover_message(owner, self.identity, self.client.name),

@@ -1,13 +1,15 @@
-"""One scheduler and two bounded pools of workers for every replicated database.
+"""One scheduler and three bounded pools of workers for every replicated database.
 
 A database's recurring work (its monitor, its uploader, its compaction) is a
 :class:`Job`: a step function that does one round and says when the next round is due.
 The :class:`Runtime` keeps one heap of due times, read by one scheduler thread, and
 hands due jobs to a fixed number of worker threads, so the number of threads does not
 grow with the number of databases: a thousand databases cost a thousand heap entries,
-not three thousand sleeping threads. Syncs and uploads run on the ``sync`` pool;
-compaction, which can run for minutes on a large database, has its own small
-``background`` pool so that it never holds up a commit on its way to the replica.
+not three thousand sleeping threads. Each kind of work has its own pool, so that one
+kind can never hold up another: syncs (local work on the database and its meta
+directory) run on the ``sync`` pool, uploads (storage calls, which may hang for as long
+as the store does) on the ``upload`` pool, and compaction, which can run for minutes on
+a large database, on the small ``background`` pool.
 
 The contract of a job:
 
@@ -35,11 +37,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Literal, TypeVar
 
-from replica.defaults import BACKGROUND_WORKERS, SYNC_WORKERS
+from replica.defaults import BACKGROUND_WORKERS, SYNC_WORKERS, UPLOAD_WORKERS
 
 log = logging.getLogger("replica")
 
-Pool = Literal["sync", "background"]
+Pool = Literal["sync", "upload", "background"]
 Step = Callable[[], "float | None"]
 """One round of a job; returns the monotonic time of its next round (None: only when set)."""
 
@@ -106,6 +108,12 @@ class Job:
         return self._running
 
     def _schedule(self, at: float) -> None:  # with self._cond held
+        if at <= time.monotonic() and not (self._queued or self._running):
+            self._due = None  # due now: straight to a worker, no detour through the scheduler
+            self._token = next(self._runtime._tokens)  # and any entry still in the heap is void
+            self._queued = True
+            self._runtime._queues[self._pool].put(self._run)
+            return
         self._due = at
         self._token = self._runtime._push(at, self)
 
@@ -156,17 +164,25 @@ class Runtime:
     """The scheduler thread and the worker pools; see the module docstring."""
 
     def __init__(
-        self, sync_workers: int = SYNC_WORKERS, background_workers: int = BACKGROUND_WORKERS
+        self,
+        sync_workers: int = SYNC_WORKERS,
+        background_workers: int = BACKGROUND_WORKERS,
+        upload_workers: int = UPLOAD_WORKERS,
     ) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, Job]] = []
         self._tokens = itertools.count(1)
         self._queues: dict[Pool, queue.SimpleQueue[Callable[[], None]]] = {
             "sync": queue.SimpleQueue(),
+            "upload": queue.SimpleQueue(),
             "background": queue.SimpleQueue(),
         }
         self._threads = [threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True)]
-        sizes: tuple[tuple[Pool, int], ...] = (("sync", sync_workers), ("background", background_workers))
+        sizes: tuple[tuple[Pool, int], ...] = (
+            ("sync", sync_workers),
+            ("upload", upload_workers),
+            ("background", background_workers),
+        )
         for pool, n in sizes:
             q = self._queues[pool]
             for i in range(max(1, n)):

@@ -59,40 +59,89 @@ def report_replica_metrics(rep: Replication, now: float | None = None) -> None:
 
 
 class Supervisor:
-    """Reconciles running replications with the databases a configuration names."""
+    """Reconciles running replications with the databases a configuration names.
+
+    :meth:`start` returns at once: the databases are started on the runtime's upload
+    workers (starting one claims its replica, a storage call that may hang for as long as
+    the store does), in parallel, by the ``supervisor`` thread, which then rescans the
+    configuration's watched ``dir:`` entries. A database that cannot be started at the
+    first reconcile sets :attr:`failed` (the command line then stops and reports
+    :attr:`error`); later ones are logged and tried again at the next rescan.
+    """
 
     def __init__(self, discover: Factory, *, watch: bool, rescan_interval: float = 1.0) -> None:
         self.discover = discover
         self.watch = watch
         self.rescan_interval = rescan_interval
         self.running: dict[str, Replication] = {}
+        self._starting: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.failed = threading.Event()
+        """Set when a database could not be started at the first reconcile."""
+        self.error: BaseException | None = None
+        """The first such failure."""
         self.incomplete: list[str] = []
-        """Databases whose last files did not all reach the replica when they were stopped."""
+        """Databases whose last files did not all reach the replica when they were stopped,
+        and those that were still starting."""
 
     def reconcile(self) -> None:
-        """Start replications for new databases and stop those that are gone."""
+        """Start replications for new databases (in parallel) and stop those that are gone;
+        raises the first start failure after every other database was started."""
         wanted = self.discover()
         with self._lock:
             for path in sorted(set(self.running) - set(wanted)):
                 log.info("database removed, stopping replication path=%s", path)
                 self._stop_one(path, self.running.pop(path))
-            for path in sorted(set(wanted) - set(self.running)):
-                rep = wanted[path]()
-                rep.start()
-                self.running[path] = rep
+            new = sorted(set(wanted) - set(self.running) - self._starting)
+            self._starting.update(new)
+        runtime = shared_runtime()
+        futures = {
+            path: runtime.submit(functools.partial(self._start_one, wanted[path]), "upload") for path in new
+        }
+        first: BaseException | None = None
+        for path, fut in futures.items():
+            try:
+                rep = fut.result()
+            except Exception as e:
+                first = first or e
+                with self._lock:
+                    self._starting.discard(path)
+                continue
+            with self._lock:
+                self._starting.discard(path)
+                late = self._stop.is_set()
+                if not late:
+                    self.running[path] = rep
+            if late:  # started after the shutdown began: stop it again (nothing to wait for)
+                self._stop_one(path, rep)
+            else:
                 log.info("initialized db path=%s replica=%s", path, rep.client)
+        if first is not None:
+            raise first
+
+    @staticmethod
+    def _start_one(make: Callable[[], Replication]) -> Replication:
+        rep = make()
+        rep.start()
+        return rep
 
     def start(self) -> None:
-        self.reconcile()
+        """Start replicating in the background (see the class docstring); returns at once."""
         REGISTRY.add_collector(self.report_metrics)
-        if self.watch:
-            self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self._thread.start()
 
-    def _loop(self) -> None:
+    def _run(self) -> None:
+        try:
+            self.reconcile()
+        except Exception as e:
+            self.error = e
+            self.failed.set()
+            return
+        if not self.watch:
+            return
         while not self._stop.wait(self.rescan_interval):
             try:
                 self.reconcile()
@@ -121,11 +170,12 @@ class Supervisor:
         """
         self._stop.set()
         REGISTRY.remove_collector(self.report_metrics)
-        if self._thread is not None:
-            self._thread.join()
         with self._lock:
             reps = sorted(self.running.items())
             self.running.clear()
+            for path in sorted(self._starting):
+                log.error("stopping: %s was still starting (its replica did not answer)", path)
+                self.incomplete.append(path)
         now = time.monotonic()
         deadlines = {path: now + rep.options.shutdown_timeout for path, rep in reps}
         for _path, rep in reps:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import shlex
@@ -113,7 +114,7 @@ def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
     child: subprocess.Popen[bytes] | None = None
     child_rc = 0
     try:
-        sup.start()  # each database opens on the runtime's workers, retrying while its replica is unreachable
+        sup.start()  # returns at once: the databases start on the runtime's workers
         if exec_cmd:
             child = subprocess.Popen(shlex.split(exec_cmd))
 
@@ -123,20 +124,25 @@ def run_until_signal(sup: Supervisor, exec_cmd: str | None) -> int:
 
             threading.Thread(target=wait_child, daemon=True).start()
         while not stop.wait(0.5):
-            pass
+            if sup.failed.is_set():  # a database could not be started: stop, then report it
+                break
         if child is not None:
             if child.poll() is None:
                 child.send_signal(signals[0] if signals else signal.SIGTERM)
             child_rc = child.wait()
             log.info("subprocess exited, litestream shutting down")
-        else:
+        elif signals:
             log.info("signal received, litestream shutting down")
-        log.info("a second signal exits at once (files not uploaded are shipped on the next start)")
+        if signals:
+            log.info("a second signal exits at once (files not uploaded are shipped on the next start)")
         complete = sup.stop()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
     log.info("litestream shut down")
+    gc.freeze()  # the interpreter's last collection would walk every client's objects: seconds
+    if sup.error is not None:
+        raise sup.error
     if child is not None and child_rc != 0 and not (signals and child_rc < 0):
         raise CommandError(f"exit status {child_rc}")
     if not complete:

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, Unpack, cast
 
@@ -60,6 +61,23 @@ def _s3_credentials() -> tuple[str | None, str | None]:
     if key and secret:
         return key, secret
     return None, None
+
+
+_session: Any = None
+_session_lock = threading.Lock()
+
+
+def _shared_session() -> Any:
+    """One aiobotocore session for every S3 client of the process: a session loads the
+    service's models (most of a client's start-up time, about 0.75 s) once. Clients built
+    from it stay separate (their own endpoint, credentials and connection pool)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            import aiobotocore.session
+
+            _session = aiobotocore.session.AioSession()
+        return _session
 
 
 def build_s3_filesystem(
@@ -118,6 +136,7 @@ def build_s3_filesystem(
         config_kwargs=config_kwargs,
         s3_additional_kwargs=extra,
         skip_instance_cache=True,
+        session=_shared_session(),
         use_listings_cache=False,
         cache_regions=region is None,
     )

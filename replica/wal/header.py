@@ -24,6 +24,7 @@ in :mod:`replica.wal_format`.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import ClassVar, Final, Literal
 
@@ -142,11 +143,17 @@ class WALHeader:
 
     def computed_checksum(self) -> WALChecksum:
         """The checksum of header bytes 0..23 from ``(0, 0)``."""
-        return wal_checksum(self.pack()[:24], big_endian=self.big_endian)
+        return _prefix_checksum(self.pack()[:24], self.big_endian)
 
     def checksum_valid(self) -> bool:
         """True iff the stored checksum matches; otherwise SQLite treats the WAL as empty."""
         return self.computed_checksum() == self.checksum
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix_checksum(prefix: bytes, big_endian: bool) -> WALChecksum:
+    """A header's checksum (cached: a monitor reads the same header at every sync)."""
+    return wal_checksum(prefix, big_endian=big_endian)
 
 
 @attrs.frozen(slots=True)

@@ -252,7 +252,15 @@ def _uvarint_reference(v: int) -> bytes:
             return bytes(out)
 
 
-@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)), max_size=50), st.data())
+_COLUMN = st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+
+
+@given(
+    st.one_of(  # both encoders: plain Python up to 64 entries, numpy beyond
+        st.lists(_COLUMN, max_size=64), st.lists(_COLUMN, min_size=65, max_size=150)
+    ),
+    st.data(),
+)
 def test_page_index_varints_round_trip(cols: list[tuple[int, int]], data: st.DataObject) -> None:
     pgnos = sorted(data.draw(st.sets(st.integers(1, 2**32 - 1), min_size=len(cols), max_size=len(cols))))
     offsets = [c[0] for c in cols]

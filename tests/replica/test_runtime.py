@@ -89,8 +89,10 @@ class Harness:
         self.jobs: list[Job] = []
         self.gates: list[threading.Event] = []
 
-    def runtime(self, sync_workers: int = 2, background_workers: int = 1) -> Runtime:
-        return Runtime(sync_workers=sync_workers, background_workers=background_workers)
+    def runtime(self, sync_workers: int = 2, background_workers: int = 1, upload_workers: int = 1) -> Runtime:
+        return Runtime(
+            sync_workers=sync_workers, background_workers=background_workers, upload_workers=upload_workers
+        )
 
     def job(
         self,
@@ -394,8 +396,8 @@ def test_a_set_brings_a_later_planned_round_forward(harness: Harness) -> None:
 
 
 def test_the_number_of_threads_does_not_grow_with_the_number_of_jobs(harness: Harness) -> None:
-    rt = harness.runtime(sync_workers=4, background_workers=2)
-    assert rt.threads == 1 + 4 + 2  # the scheduler and the workers
+    rt = harness.runtime(sync_workers=4, background_workers=2, upload_workers=3)
+    assert rt.threads == 1 + 4 + 3 + 2  # the scheduler and the workers
     baseline = threading.active_count()
     jobs = 2000
     rounds = [0] * jobs
@@ -408,7 +410,7 @@ def test_the_number_of_threads_does_not_grow_with_the_number_of_jobs(harness: Ha
         return step
 
     made = [
-        harness.job(rt, f"db-{i}", step_of(i), pool="background" if i % 10 == 0 else "sync")
+        harness.job(rt, f"db-{i}", step_of(i), pool=("background", "upload", "sync", "sync")[i % 4])
         for i in range(jobs)
     ]
     assert threading.active_count() <= baseline  # a job is not a thread
@@ -423,7 +425,7 @@ def test_the_number_of_threads_does_not_grow_with_the_number_of_jobs(harness: Ha
 
     wait_for(all_ran, timeout=20.0, what="three rounds of every job")
     assert peak <= baseline, f"{peak} threads while running, {baseline} before"
-    assert rt.threads == 7
+    assert rt.threads == 10
     assert stays(lambda: max(rounds) == 3, seconds=0.1)  # every job ran exactly its three rounds
 
 

@@ -68,7 +68,7 @@ class S3Server:
 
     def client(self) -> Any:
         """A plain boto3 S3 client for checking the raw store."""
-        import boto3
+        import boto3  # type: ignore[import-untyped]
 
         return boto3.client(
             "s3",
@@ -121,6 +121,16 @@ class FaultProxy:
     error (e.g. ``503 SlowDown``, ``500 InternalError``, ``403 AccessDenied``) before
     requests pass through again; ``fail_always`` fails every request. ``requests``
     counts every request received. Bounded: it only ever talks to ``upstream``.
+
+    Two ways to make the endpoint unreachable:
+
+    * :meth:`black_hole`: connections are still accepted and requests read, but no
+      request received from then on is ever answered (a hung server, a dropped route):
+      only the client's own timeouts end its wait. :meth:`heal` (or :meth:`close`)
+      ends the hole: the requests held in it are dropped unanswered (connection closed).
+    * :meth:`refuse`: the listening socket is closed and every open connection cut,
+      so each new connection is refused (``ECONNREFUSED``); for good: a test that needs
+      the store back afterwards talks to ``upstream`` directly.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -133,6 +143,11 @@ class FaultProxy:
         self._faults: list[tuple[int, str]] = []
         self._always: tuple[int, str] | None = None
         self.requests = 0
+        self.held = 0
+        """Requests received by the black hole (held, never answered)."""
+        self._hole: threading.Event | None = None  # set: the black hole is over
+        self._refusing = False
+        self._conns: set[socket.socket] = set()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -141,9 +156,22 @@ class FaultProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                if not proxy._track(self.connection):
+                    self.close_connection = True
+
+            def finish(self) -> None:
+                with contextlib.suppress(OSError):
+                    super().finish()
+                proxy._untrack(self.connection)
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if proxy._swallow():  # black hole or refusing: never answered
+                    self.close_connection = True
+                    return
                 fault = proxy._next_fault()
                 if fault is not None:
                     status, code = fault
@@ -162,12 +190,19 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                if proxy._refusing or proxy._hole is not None:
+                    return  # connections cut on purpose: not an error of the proxy
+                super().handle_error(request, client_address)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
+        self._listening = True
         self._thread.start()
 
     def fail(self, status: int, code: str, times: int = 1) -> None:
@@ -179,9 +214,63 @@ class FaultProxy:
             self._always = (status, code)
 
     def heal(self) -> None:
+        """No more faults; a black hole ends (what it holds is dropped unanswered). A refusal stays."""
         with self._lock:
             self._faults.clear()
             self._always = None
+            hole, self._hole = self._hole, None
+        if hole is not None:
+            hole.set()
+
+    def black_hole(self) -> None:
+        """From now on accept connections, read requests and never answer them (until :meth:`heal`)."""
+        with self._lock:
+            if self._hole is None:
+                self._hole = threading.Event()
+
+    def refuse(self) -> None:
+        """Stop listening (new connections are refused) and cut every open connection; for good."""
+        with self._lock:
+            self._refusing = True
+            conns = list(self._conns)
+        self._stop_listening()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def _track(self, conn: socket.socket) -> bool:
+        """Remember an open connection; False (cut it) when the proxy refuses connections."""
+        with self._lock:
+            if self._refusing:
+                return False
+            self._conns.add(conn)
+            return True
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+
+    def _swallow(self) -> bool:
+        """For a request just read: True if it must go unanswered (held while the black hole lasts)."""
+        with self._lock:
+            if self._refusing:
+                return True
+            hole = self._hole
+            if hole is not None:
+                self.requests += 1
+                self.held += 1
+        if hole is None:
+            return False
+        hole.wait()
+        return True
+
+    def _stop_listening(self) -> None:
+        with self._lock:
+            server, self._listening = self._server if self._listening else None, False
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self._thread.join(timeout=5)
 
     def _next_fault(self) -> tuple[int, str] | None:
         with self._lock:
@@ -193,7 +282,9 @@ class FaultProxy:
     def _forward(self, handler: Any, body: bytes) -> None:
         import http.client
 
-        conn = http.client.HTTPConnection(self._upstream.hostname, self._upstream.port, timeout=30)
+        conn = http.client.HTTPConnection(
+            self._upstream.hostname or "127.0.0.1", self._upstream.port, timeout=30
+        )
         try:
             headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("connection",)}
             conn.request(handler.command, handler.path, body=body or None, headers=headers)
@@ -215,9 +306,11 @@ class FaultProxy:
             conn.close()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        with self._lock:
+            hole, self._hole = self._hole, None
+        if hole is not None:
+            hole.set()
+        self._stop_listening()
 
 
 class CountingProxy(FaultProxy):
