@@ -6,6 +6,8 @@
 * Sampling from ``/proc`` (no psutil): CPU seconds (user+sys) of every process of the
   group, including children it has reaped (``cutime``/``cstime``), thread count
   (``Threads``), resident memory (``VmRSS``) and its high-water mark (``VmHWM``).
+* Open files: raising ``RLIMIT_NOFILE`` (soft and hard) for a child process, reading a
+  process's limit (``/proc/PID/limits``) and counting its descriptors (``/proc/PID/fd``).
 * Reading a ``file://`` replica: the L0 files (``<root>/ltx/0/<min>-<max>.ltx``) and,
   decoded with this repository's ``ltx`` package, the largest row marker any page of
   a file holds. The benchmarks write rows whose text is a marker ``<M0000000042>``
@@ -19,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -188,6 +191,82 @@ class Sampler:
 
 
 # ---------------------------------------------------------------------------------------
+# open files
+
+
+def set_nofile(n: int) -> None:
+    """Set this process's ``RLIMIT_NOFILE`` to ``n``, soft and hard (raising the hard limit needs root)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
+def nofile_preexec(n: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that sets the child's open-file limit to ``n`` (soft and hard); None for None.
+
+    Only for a process started while the harness has no other thread (``preexec_fn`` runs
+    between ``fork`` and ``exec``).
+    """
+    if n is None:
+        return None
+
+    def preexec() -> None:
+        set_nofile(n)
+
+    return preexec
+
+
+def check_nofile(n: int) -> str | None:
+    """Can a child process get an open-file limit of ``n``? None if so, else why not (one line).
+
+    Tried for real in a throwaway ``python -S`` child, so the answer is the kernel's.
+    """
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            nr_open: int | None = int(f.read())
+    except OSError:
+        nr_open = None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    r = subprocess.run(
+        [sys.executable, "-S", "-c", f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({n}, {n}))"],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode == 0:
+        return None
+    why = (r.stderr.strip().splitlines() or ["?"])[-1]
+    hint = []
+    if n > hard and os.geteuid() != 0:
+        hint.append("raising the hard limit needs root (CAP_SYS_RESOURCE)")
+    if nr_open is not None and n > nr_open:
+        hint.append(f"the kernel's maximum, /proc/sys/fs/nr_open, is {nr_open}")
+    return (
+        f"cannot set RLIMIT_NOFILE to {n} (this process: soft {soft}, hard {hard}): {why}"
+        + ("; " + "; ".join(hint) if hint else "")
+    )
+
+
+def open_file_limit(pid: int) -> tuple[int, int] | None:
+    """``(soft, hard)`` "Max open files" of process ``pid`` (``/proc/PID/limits``); None if gone."""
+    raw = _read(f"/proc/{pid}/limits")
+    if raw is None:
+        return None
+    for line in raw.splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line[len("Max open files") :].split()[:2]
+            big = 2**63 - 1
+            return (big if soft == "unlimited" else int(soft), big if hard == "unlimited" else int(hard))
+    return None
+
+
+def group_open_fds(pgid: int) -> int:
+    """Descriptors open in process group ``pgid`` now (entries of ``/proc/PID/fd``, summed)."""
+    total = 0
+    for pid in group_pids(pgid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+    return total
+
+
+# ---------------------------------------------------------------------------------------
 # replicator processes
 
 
@@ -195,14 +274,20 @@ class Replicator:
     """A replicator process in its own process group, logging to ``log``.
 
     Use as a context manager: on exit, a process still running is stopped (SIGINT to
-    the group, then SIGKILL after ``kill_after`` seconds).
+    the group, then SIGKILL after ``kill_after`` seconds). ``nofile``: the process's
+    open-file limit, soft and hard (None: inherited from the harness).
     """
 
-    def __init__(self, name: str, cmd: Sequence[str], log: Path, *, kill_after: float = 60.0) -> None:
+    def __init__(
+        self, name: str, cmd: Sequence[str], log: Path, *, kill_after: float = 60.0, nofile: int | None = None
+    ) -> None:
         self.name = name
         self.cmd = list(cmd)
         self.log = log
         self.kill_after = kill_after
+        self.nofile = nofile
+        self.started_at: float | None = None
+        """wall clock (``time.time()``) just before the process was started"""
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self.returncode: int | None = None
@@ -216,6 +301,7 @@ class Replicator:
 
     def start(self) -> Replicator:
         self._log_file = self.log.open("wb")
+        self.started_at = time.time()
         self.proc = subprocess.Popen(
             self.cmd,
             stdin=subprocess.DEVNULL,
@@ -224,6 +310,7 @@ class Replicator:
             env=child_env(),
             cwd=REPO,
             start_new_session=True,
+            preexec_fn=nofile_preexec(self.nofile),
         )
         return self
 
@@ -264,11 +351,23 @@ class Replicator:
         return self.returncode
 
     def log_tail(self, lines: int = 15) -> str:
+        """The last ``lines`` lines of the log (read from its last 256 KiB)."""
         try:
-            text = self.log.read_text(errors="replace")
+            with self.log.open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 256 * 1024))
+                text = f.read().decode(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def keep_log(self, dest: Path) -> Path | None:
+        """Copy the log to ``dest`` (a file path; its folder is created); the path, or None."""
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.log, dest)
+        except OSError:
+            return None
+        return dest
 
     def __enter__(self) -> Replicator:
         return self.start()

@@ -72,6 +72,7 @@ from replica.defaults import (
 from replica.errors import DatabaseNotReadyError
 from replica.index import ReplicaIndex
 from replica.l0 import L0File
+from replica.metrics import DatabaseMetrics, Registry
 from replica.monitor import Database, DBOptions
 from replica.pace import Backoff, Outcome, SyncPace
 from replica.runtime import Job, Runtime, shared_runtime
@@ -157,7 +158,9 @@ class _ErrorLog:
 class Replication:
     """One database replicated to one replica: its monitor, upload and compaction jobs.
 
-    The jobs run on ``runtime`` (default: the process's :func:`~replica.runtime.shared_runtime`).
+    The jobs run on ``runtime`` (default: the process's :func:`~replica.runtime.shared_runtime`);
+    the database's metrics go to ``registry`` (default: the served
+    :data:`~replica.metrics.REGISTRY`).
     """
 
     def __init__(
@@ -167,12 +170,18 @@ class Replication:
         options: ReplicationOptions | None = None,
         *,
         runtime: Runtime | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.options = options or ReplicationOptions()
         self._runtime = runtime
         self._watcher: Watcher | None = None
         """The notifier watching the database, from :meth:`start` on (None: polling only)."""
-        self.db = Database(db_path, self.options.db, on_l0=self._on_l0)
+        self.db = Database(
+            db_path,
+            self.options.db,
+            on_l0=self._on_l0,
+            metrics=DatabaseMetrics(os.path.abspath(db_path), registry),
+        )
         self.client = client
         self.index = ReplicaIndex(client)
         self.compacting = bool(self.options.levels)

@@ -107,7 +107,47 @@ def _fmt_value(v: float) -> str:
 
 
 REGISTRY = Registry()
-"""The process-wide registry the replicator reports to."""
+"""The registry the replicator reports to unless it is given another (the one served)."""
+
+
+class DatabaseMetrics:
+    """The observer one database's monitor reports to: one method per event, the metric
+    names and labels in one place. Tests and embedders pass their own :class:`Registry`."""
+
+    def __init__(self, path: str, registry: Registry | None = None) -> None:
+        self.registry = registry or REGISTRY
+        self.path = path
+
+    def sync_attempted(self) -> None:
+        self.registry.inc("litestream_sync_count", db=self.path)
+
+    def sync_failed(self) -> None:
+        self.registry.inc("litestream_sync_error_count", db=self.path)
+
+    def sync_took(self, seconds: float) -> None:
+        self.registry.inc("litestream_sync_seconds", seconds, db=self.path)
+
+    def synced(self, txid: int, db_size: int, wal_size: int, wal_bytes: int) -> None:
+        """An L0 file was written: the new TXID, the sizes after it and the WAL bytes it took."""
+        r, db = self.registry, self.path
+        r.set("litestream_txid", txid, db=db)
+        r.set("litestream_db_size", db_size, db=db)
+        r.set("litestream_wal_size", wal_size, db=db)
+        r.inc("litestream_total_wal_bytes", wal_bytes, db=db)
+
+    def checkpoint_failed(self, mode: str) -> None:
+        self.registry.inc("litestream_checkpoint_error_count", db=self.path, mode=mode)
+
+    def checkpointed(self, mode: str, seconds: float) -> None:
+        self.registry.inc("litestream_checkpoint_count", db=self.path, mode=mode)
+        self.registry.inc("litestream_checkpoint_seconds", seconds, db=self.path, mode=mode)
+
+    def replica_state(self, lag: float, stored_bytes: int | None, objects: int | None) -> None:
+        """The lag and, once the replica's listing is known, what it stores."""
+        self.registry.set("litestream_replication_lag_seconds", lag, db=self.path)
+        if stored_bytes is not None and objects is not None:
+            self.registry.set("litestream_replica_bytes", stored_bytes, db=self.path)
+            self.registry.set("litestream_replica_objects", objects, db=self.path)
 
 
 def serve(addr: str, registry: Registry = REGISTRY) -> http.server.ThreadingHTTPServer:

@@ -55,7 +55,7 @@ from replica.defaults import (
 from replica.errors import DatabaseNotReadyError, DatabaseReplacedError, SQLiteError
 from replica.identity import Change, ChangeKind, FileId, Identity
 from replica.l0 import L0File, is_l0_temp, read_wal_header, scan_wal, write_l0
-from replica.metrics import REGISTRY
+from replica.metrics import DatabaseMetrics
 from replica.replaced import no_exclusive_lock, remove_orphaned_wal
 from replica.syncplan import Action, LastSync, SyncPlan, WALView, plan_sync
 from replica.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WALFrameHeader, WALHeader
@@ -97,8 +97,11 @@ class Database:
         *,
         on_l0: Callable[[L0File], None] | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: DatabaseMetrics | None = None,
     ) -> None:
         self.path = os.path.abspath(path)
+        self.metrics = metrics or DatabaseMetrics(self.path)
+        """Where syncs and checkpoints are reported."""
         self.options = options or DBOptions()
         self.meta_path = self.options.meta_path or default_meta_path(self.path)
         self.l0_dir = metadir.l0_dir(self.meta_path)
@@ -462,7 +465,7 @@ class Database:
             if not self._opened:
                 raise DatabaseNotReadyError("database is not open", path=self.path)
             started = time.monotonic()
-            REGISTRY.inc("litestream_sync_count", db=self.path)
+            self.metrics.sync_attempted()
             try:
                 change = self._identity_change()
                 if change is None:
@@ -472,12 +475,12 @@ class Database:
                         change = e.change
                 return self._switch_files(change)
             except BaseException as e:
-                REGISTRY.inc("litestream_sync_error_count", db=self.path)
+                self.metrics.sync_failed()
                 if isinstance(e, sqlite3.Error):
                     raise SQLiteError(str(e), path=self.path) from e
                 raise
             finally:
-                REGISTRY.inc("litestream_sync_seconds", time.monotonic() - started, db=self.path)
+                self.metrics.sync_took(time.monotonic() - started)
 
     def _sync_same_file(self, barrier: bool) -> L0File | None:
         if not barrier:
@@ -522,10 +525,9 @@ class Database:
             self._record_identity()
             return None
         self.txid = out.txid
-        REGISTRY.set("litestream_txid", out.txid, db=self.path)
-        REGISTRY.set("litestream_db_size", os.fstat(self._db_fd).st_size, db=self.path)
-        REGISTRY.set("litestream_wal_size", out.last.end_offset, db=self.path)
-        REGISTRY.inc("litestream_total_wal_bytes", out.last.end_offset - scan.start, db=self.path)
+        self.metrics.synced(
+            out.txid, os.fstat(self._db_fd).st_size, out.last.end_offset, out.last.end_offset - scan.start
+        )
         self.last, self.last_path = out.last, out.path
         self._last_l0 = out
         self.snapshot_requested = False
@@ -555,13 +557,12 @@ class Database:
         try:
             res = self._checkpoint(mode)
         except BaseException as e:
-            REGISTRY.inc("litestream_checkpoint_error_count", db=self.path, mode=mode)
+            self.metrics.checkpoint_failed(mode)
             if isinstance(e, sqlite3.Error):
                 raise SQLiteError(str(e), path=self.path) from e
             raise
         if res is not None:
-            REGISTRY.inc("litestream_checkpoint_count", db=self.path, mode=mode)
-            REGISTRY.inc("litestream_checkpoint_seconds", time.monotonic() - started, db=self.path, mode=mode)
+            self.metrics.checkpointed(mode, time.monotonic() - started)
         return res
 
     def _checkpoint(self, mode: str) -> tuple[int, int, int] | None:

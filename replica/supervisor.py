@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from ltx.decoder import read_header
 from ltx.errors import LTXError
 from replica.daemon import Replication
-from replica.metrics import REGISTRY
+from replica.metrics import REGISTRY, Registry
 from replica.runtime import shared_runtime
 
 log = logging.getLogger("replica")
@@ -51,11 +52,11 @@ def report_replica_metrics(rep: Replication, now: float | None = None) -> None:
                 lag = max(0.0, now - read_header(f).timestamp / 1000)
         except (OSError, LTXError):
             lag = 0.0
-    REGISTRY.set("litestream_replication_lag_seconds", lag, db=rep.db.path)
     if rep.index.loaded:
         files = [f for level in rep.index.listing().values() for f in level]
-        REGISTRY.set("litestream_replica_bytes", sum(f.size for f in files), db=rep.db.path)
-        REGISTRY.set("litestream_replica_objects", len(files), db=rep.db.path)
+        rep.db.metrics.replica_state(lag, sum(f.size for f in files), len(files))
+    else:
+        rep.db.metrics.replica_state(lag, None, None)
 
 
 class Supervisor:
@@ -69,12 +70,18 @@ class Supervisor:
     :attr:`error`); later ones are logged and tried again at the next rescan.
     """
 
-    def __init__(self, discover: Factory, *, watch: bool, rescan_interval: float = 1.0) -> None:
+    def __init__(
+        self, discover: Factory, *, watch: bool, rescan_interval: float = 1.0, registry: Registry = REGISTRY
+    ) -> None:
         self.discover = discover
+        self.registry = registry
+        """Where the lag and size gauges are collected from (the databases' own registries
+        are set by whoever builds their replications)."""
         self.watch = watch
         self.rescan_interval = rescan_interval
         self.running: dict[str, Replication] = {}
-        self._starting: set[str] = set()
+        self._starting: dict[str, tuple[Replication, Future[None]]] = {}
+        """Databases being started: their replication and the start running on a worker."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,42 +101,43 @@ class Supervisor:
             for path in sorted(set(self.running) - set(wanted)):
                 log.info("database removed, stopping replication path=%s", path)
                 self._stop_one(path, self.running.pop(path))
-            new = sorted(set(wanted) - set(self.running) - self._starting)
-            self._starting.update(new)
-        runtime = shared_runtime()
-        futures = {
-            path: runtime.submit(functools.partial(self._start_one, wanted[path]), "upload") for path in new
-        }
+            new = sorted(set(wanted) - set(self.running) - set(self._starting))
         first: BaseException | None = None
-        for path, fut in futures.items():
+        runtime = shared_runtime()
+        for path in new:
             try:
-                rep = fut.result()
+                rep = wanted[path]()
+            except Exception as e:
+                first = first or e
+                continue
+            with self._lock:
+                if self._stop.is_set():
+                    break
+                self._starting[path] = (rep, runtime.submit(rep.start, "upload"))
+        for path in new:
+            with self._lock:
+                entry = self._starting.get(path)
+            if entry is None:
+                continue
+            rep, fut = entry
+            try:
+                fut.result()
             except Exception as e:
                 first = first or e
                 with self._lock:
-                    self._starting.discard(path)
+                    self._starting.pop(path, None)
                 continue
             with self._lock:
-                self._starting.discard(path)
-                late = self._stop.is_set()
-                if not late:
-                    self.running[path] = rep
-            if late:  # started after the shutdown began: stop it again (nothing to wait for)
-                self._stop_one(path, rep)
-            else:
-                log.info("initialized db path=%s replica=%s", path, rep.client)
+                if self._starting.pop(path, None) is None:
+                    continue  # the shutdown took it over
+                self.running[path] = rep
+            log.info("initialized db path=%s replica=%s", path, rep.client)
         if first is not None:
             raise first
 
-    @staticmethod
-    def _start_one(make: Callable[[], Replication]) -> Replication:
-        rep = make()
-        rep.start()
-        return rep
-
     def start(self) -> None:
         """Start replicating in the background (see the class docstring); returns at once."""
-        REGISTRY.add_collector(self.report_metrics)
+        self.registry.add_collector(self.report_metrics)
         self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
         self._thread.start()
 
@@ -162,22 +170,35 @@ class Supervisor:
     def stop(self) -> bool:
         """Stop everything; True if every database's files all reached its replica.
 
-        All databases at once: every replication is halted, then the last syncs run on
-        the runtime's workers, then the last uploads, each database until its own
-        ``shutdown_timeout`` from now. Whatever has not ended by then (plus
+        All databases at once: a database still starting is waited for (until its
+        deadline), every replication is halted, then the last syncs run on the runtime's
+        workers, then the last uploads, each database until its own ``shutdown_timeout``
+        from now. Whatever has not ended by then (plus
         :data:`STOP_GRACE`) is reported incomplete and left behind: its L0 files stay in
         the meta directory and are shipped by the next start.
         """
-        self._stop.set()
-        REGISTRY.remove_collector(self.report_metrics)
+        self.registry.remove_collector(self.report_metrics)
         with self._lock:
-            reps = sorted(self.running.items())
+            self._stop.set()
+            running = dict(self.running)
             self.running.clear()
-            for path in sorted(self._starting):
-                log.error("stopping: %s was still starting (its replica did not answer)", path)
-                self.incomplete.append(path)
+            starting = dict(self._starting)
+            self._starting.clear()
         now = time.monotonic()
-        deadlines = {path: now + rep.options.shutdown_timeout for path, rep in reps}
+        deadlines = {path: now + rep.options.shutdown_timeout for path, rep in running.items()}
+        for path, (rep, fut) in sorted(starting.items()):  # a start in flight is waited for
+            deadlines[path] = now + rep.options.shutdown_timeout
+            try:
+                fut.result(timeout=max(0.0, deadlines[path] - time.monotonic()))
+            except FutureTimeout:
+                log.error("stopping: %s was still starting at the deadline (its store did not answer)", path)
+                self.incomplete.append(path)
+                continue
+            except Exception as e:
+                log.error("%s could not be started: %s", path, e)
+                continue
+            running[path] = rep
+        reps = sorted(running.items())
         for _path, rep in reps:
             rep.halt()
         runtime = shared_runtime()
@@ -187,7 +208,7 @@ class Supervisor:
         )
         shipped = self._gather(
             {
-                path: runtime.submit(functools.partial(rep.ship, deadlines[path], synced[path]))
+                path: runtime.submit(functools.partial(rep.ship, deadlines[path], synced[path]), "upload")
                 for path, rep in reps
                 if synced[path] is not None
             },
@@ -207,7 +228,7 @@ class Supervisor:
         for path, fut in futures.items():
             try:
                 out[path] = fut.result(timeout=max(0.0, deadlines[path] + STOP_GRACE - time.monotonic()))
-            except TimeoutError:
+            except FutureTimeout:
                 log.error("stopping replication of %s: still busy at the shutdown deadline", path)
                 out[path] = None
             except Exception as e:  # one database's failure must not keep the others from stopping

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         flag = "-force-snapshot" if args.force_snapshot else "-enforce-retention"
         raise UsageError(f"cannot specify {flag} flag without -once")
     log.info("litestream version=%s", VERSION)
+    raise_open_file_limit()
     if args.once:
         for _path, make in sorted(discover().items()):
             r = make()
@@ -83,6 +84,29 @@ def run(args: argparse.Namespace) -> int:
         log.info("serving metrics on http://%s/metrics", shown)
     watch = any(d.watch for d in cfg.dbs)
     return run_until_signal(Supervisor(discover, watch=watch), exec_cmd)
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit; returns the limit.
+
+    Each replicated database holds about eight descriptors (the file, its WAL and shared
+    memory, through three connections), so the usual soft limit of 1024 would stop at about
+    a hundred databases. Go programs, Litestream included, raise the limit the same way
+    when they start.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return int(soft)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as e:
+        log.debug("cannot raise the open-file limit from %d to %d: %s", soft, hard, e)
+        return int(soft)
+    return int(hard)
 
 
 def _exit_now(signum: int) -> NoReturn:

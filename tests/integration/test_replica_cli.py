@@ -210,3 +210,32 @@ def test_restore_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> N
     plan = json.loads(r.stdout)
     assert plan["min_txid"] == "0000000000000001" and plan["files"][0]["level"] == 0
     assert not out.exists()
+
+
+def _open_file_limits(pid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no open-file limit in /proc")
+
+
+def test_replicate_raises_its_open_file_limit_to_the_hard_limit(tmp_path: Path) -> None:
+    """Each database holds several descriptors: a soft limit of 256 would stop a dir: entry of
+    a few dozen databases with "too many open files". The replicator raises it, as Go does."""
+    import resource
+
+    db = tmp_path / "app.db"
+    make_db(db)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        rep = Replicator(str(db), f"file://{tmp_path / 'replica'}", log=tmp_path / "log")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert low < hard, "the hard limit is too low for this test to mean anything"
+    rep.wait_started()
+    wait_for(lambda: _open_file_limits(rep.proc.pid)[0] == hard, 30, "the raised limit")
+    assert rep.interrupt() == 0

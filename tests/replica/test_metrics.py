@@ -127,3 +127,31 @@ def test_a_scrape_computes_the_gauges_of_every_running_database(tmp_path: Path) 
     REGISTRY.set("litestream_replica_bytes", -1, db=path)
     REGISTRY.render()
     assert REGISTRY.get("litestream_replica_bytes", db=path) == -1
+
+
+def test_a_replication_reports_to_the_registry_it_is_given(tmp_path: Path) -> None:
+    """Metrics go through an observer passed in: a replication built with its own registry
+    reports its syncs there and nothing to the served one."""
+    from replica.daemon import Replication, ReplicationOptions
+    from replica.metrics import Registry
+    from replica.storage import open_replica_client
+
+    db = tmp_path / "own.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = wal")
+    con.execute("CREATE TABLE t(x)")
+    con.execute("INSERT INTO t VALUES (1)")
+    mine = Registry()
+    rep = Replication(
+        str(db), open_replica_client(f"file://{tmp_path / 'r'}"), ReplicationOptions(levels=()), registry=mine
+    )
+    try:
+        rep.sync_once()
+    finally:
+        assert rep.stop()
+        con.close()
+    path = rep.db.path
+    assert mine.get("litestream_sync_count", db=path) >= 1
+    assert mine.get("litestream_txid", db=path) == rep.db.txid >= 1
+    assert REGISTRY.get("litestream_sync_count", db=path) == 0
+    assert f'litestream_txid{{db="{path}"}}' in mine.render()
