@@ -96,6 +96,13 @@ class Supervisor:
     def reconcile(self) -> None:
         """Start replications for new databases (in parallel) and stop those that are gone;
         raises the first start failure after every other database was started."""
+        new, first = self._launch()
+        self._settle(new, first)
+
+    def _launch(self) -> tuple[list[str], BaseException | None]:
+        """Stop the databases that are gone; build the new ones' replications and hand their
+        starts to the workers (quick: no store request here). Returns the new paths and the
+        first failure to build one."""
         wanted = self.discover()
         with self._lock:
             for path in sorted(set(self.running) - set(wanted)):
@@ -104,6 +111,7 @@ class Supervisor:
             new = sorted(set(wanted) - set(self.running) - set(self._starting))
         first: BaseException | None = None
         runtime = shared_runtime()
+        launched: list[str] = []
         for path in new:
             try:
                 rep = wanted[path]()
@@ -114,6 +122,11 @@ class Supervisor:
                 if self._stop.is_set():
                     break
                 self._starting[path] = (rep, runtime.submit(rep.start, "upload"))
+            launched.append(path)
+        return launched, first
+
+    def _settle(self, new: list[str], first: BaseException | None) -> None:
+        """Wait for the starts of ``new``: each one that worked is running from then on."""
         for path in new:
             with self._lock:
                 entry = self._starting.get(path)
@@ -136,14 +149,16 @@ class Supervisor:
             raise first
 
     def start(self) -> None:
-        """Start replicating in the background (see the class docstring); returns at once."""
+        """Start replicating (see the class docstring). Every database of the configuration is
+        known, and its start under way, when this returns; nothing here waits for a store."""
         self.registry.add_collector(self.report_metrics)
-        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        new, first = self._launch()
+        self._thread = threading.Thread(target=self._run, args=(new, first), name="supervisor", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, new: list[str], first: BaseException | None) -> None:
         try:
-            self.reconcile()
+            self._settle(new, first)
         except Exception as e:
             self.error = e
             self.failed.set()
