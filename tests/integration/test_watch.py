@@ -154,3 +154,45 @@ def test_a_watched_folder_removed_and_recreated_is_watched_again(tmp_path: Path)
         assert event.wait(10)
     finally:
         watcher.close()
+
+
+class _Counter:
+    """A waiter that counts how often it is woken, and when it was last."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = 0.0
+        self.woken = threading.Event()
+
+    def set(self) -> None:
+        self.count += 1
+        self.last = time.monotonic()
+        self.woken.set()
+
+
+def test_a_flat_out_writer_costs_few_wake_ups_and_a_pause_restores_the_fast_path(tmp_path: Path) -> None:
+    """While events keep coming, the reader batches them longer (up to 64 ms): a file written
+    without pause for a second wakes its waiter a few dozen times, not hundreds (a 2 ms batch
+    gives about 400). After a quiet moment, the next write is reported within milliseconds."""
+    db = tmp_path / "app.db"
+    db.write_bytes(b"")
+    watcher = Watcher()
+    counter = _Counter()
+    try:
+        assert watcher.watch(str(db), counter)
+        stop = time.monotonic() + 1.0
+        with open(str(db) + "-wal", "ab") as f:
+            while time.monotonic() < stop:
+                f.write(b"x" * 64)
+                f.flush()
+        time.sleep(0.1)
+        assert 0 < counter.count <= 60, counter.count
+        time.sleep(0.5)  # quiet: the next batch is short again
+        counter.woken.clear()
+        began = time.monotonic()
+        with open(str(db) + "-wal", "ab") as f:
+            f.write(b"y")
+        assert counter.woken.wait(5)
+        assert counter.last - began < 0.05, counter.last - began
+    finally:
+        watcher.close()
