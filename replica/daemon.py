@@ -210,8 +210,9 @@ class Replication:
         self._upload_backoff = Backoff(self.options.sync_interval, MAX_BACKOFF)
         self._sync_errors = _ErrorLog()
         self._upload_errors = _ErrorLog()
-        self._jobs: list[Job] = []
+        self._monitor_job: Job | None = None
         self._upload_job: Job | None = None
+        self._compact_job: Job | None = None
         self.errors = 0
 
     def _on_l0(self, _f: L0File) -> None:
@@ -322,10 +323,9 @@ class Replication:
         monitor = runtime.job(f"sync of {path}", self._monitor_step, when_set=self._when_changed)
         upload = runtime.job(f"upload of {path}", self._upload_step, pool="upload")
         compact = runtime.job(f"compaction of {path}", self._compact_step, pool="background")
-        self._jobs = [monitor, upload, compact]
-        self._upload_job = upload
+        self._monitor_job, self._upload_job, self._compact_job = monitor, upload, compact
         self._watch()
-        for job in self._jobs:
+        for job in (monitor, upload, compact):
             job.start()
 
     def _when_changed(self, now: float) -> float:
@@ -347,9 +347,9 @@ class Replication:
 
     def _watch(self) -> bool:
         """Have the database's changes set its monitor job (where the platform can)."""
-        if self._watcher is None or not self._jobs:
+        if self._watcher is None or self._monitor_job is None:
             return False
-        return self._watcher.watch(self.db.path, self._jobs[0])
+        return self._watcher.watch(self.db.path, self._monitor_job)
 
     def _notified(self) -> bool:
         """Whether the kernel is notifying this database's changes right now."""
@@ -413,9 +413,9 @@ class Replication:
     def halt(self) -> None:
         """Stop scheduling rounds and cancel a running compaction (returns at once)."""
         self._stop.set()
-        if self._watcher is not None and self._jobs:
-            self._watcher.unwatch(self.db.path, self._jobs[0])
-        for job in self._jobs:
+        if self._watcher is not None and self._monitor_job is not None:
+            self._watcher.unwatch(self.db.path, self._monitor_job)
+        for job in self._jobs():
             job.cancel(timeout=0)
 
     def finish(self, deadline: float | None = None) -> bool:
@@ -433,7 +433,7 @@ class Replication:
         True if that worked, False if it failed (logged), None if a round was still
         running at the deadline (nothing was done: :meth:`ship` then only reports).
         """
-        monitor = self._jobs[0] if self._jobs else None
+        monitor = self._monitor_job
         if monitor is not None and not monitor.cancel(timeout=max(0.0, deadline - time.monotonic())):
             log.error("%s: %s was still running at the shutdown deadline", self.db.path, monitor.name)
             return None
@@ -445,8 +445,7 @@ class Replication:
         L0 file reached the replica."""
         if synced is None:
             return False
-        upload = self._jobs[1] if len(self._jobs) > 1 else None
-        self._upload_job = None
+        upload = self._upload_job
         if upload is not None and not upload.cancel(timeout=max(0.0, deadline - time.monotonic())):
             log.error("%s: %s was still running at the shutdown deadline", self.db.path, upload.name)
             return False
@@ -459,11 +458,14 @@ class Replication:
             except (PyLitestreamError, OSError) as e:
                 log.error("final upload of %s failed: %s", self.db.path, e)
                 shipped = False
-        for job in self._jobs[2:]:  # cancelled at its next write; a storage call may still hold it
-            if not job.cancel(timeout=max(0.0, deadline - time.monotonic())):
-                log.warning("%s: compaction still running at the shutdown deadline", self.db.path)
-        self._jobs.clear()
+        compaction = self._compact_job  # cancelled at its next write; a storage call may still hold it
+        if compaction is not None and not compaction.cancel(timeout=max(0.0, deadline - time.monotonic())):
+            log.warning("%s: compaction still running at the shutdown deadline", self.db.path)
+        self._monitor_job = self._upload_job = self._compact_job = None
         return self.uploader.finish(synced and shipped)
+
+    def _jobs(self) -> list[Job]:
+        return [j for j in (self._monitor_job, self._upload_job, self._compact_job) if j is not None]
 
     def _final_sync(self) -> bool:
         """Open the database if it never was, sync it a last time and close it; False on failure."""
