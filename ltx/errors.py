@@ -169,12 +169,26 @@ class DatabaseError(LTXError):
 def describe_os_error(e: OSError) -> str:
     """An OS error as one line for a user: ``<path>: <reason>`` (``<path> -> <path2>`` for
     a rename), or the reason alone when the call named no file."""
+    import errno
     import os
 
     reason = e.strerror or str(e) or type(e).__name__
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        reason += _open_file_hint()
     if e.filename is None:
         return reason
     where = os.fsdecode(e.filename)
     if e.filename2 is not None:
         where += f" -> {os.fsdecode(e.filename2)}"
     return f"{where}: {reason}"
+
+
+def _open_file_hint() -> str:
+    """What to do about running out of file descriptors, with this process's limit."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return " (raise the open-file limit: ulimit -n)"
+    return f" (the open-file limit is {soft}, at most {hard}: raise it, e.g. ulimit -Hn, LimitNOFILE=)"
