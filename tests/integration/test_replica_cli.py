@@ -239,4 +239,3 @@ def test_replicate_raises_its_open_file_limit_to_the_hard_limit(tmp_path: Path) 
     rep.wait_started()
     wait_for(lambda: _open_file_limits(rep.proc.pid)[0] == hard, 30, "the raised limit")
     assert rep.interrupt() == 0
-
