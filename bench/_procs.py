@@ -225,8 +225,9 @@ def check_nofile(n: int) -> str | None:
     except OSError:
         nr_open = None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    code = f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({n}, {n}))"
     r = subprocess.run(
-        [sys.executable, "-S", "-c", f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({n}, {n}))"],
+        [sys.executable, "-S", "-c", code],
         capture_output=True,
         text=True,
     )
@@ -234,14 +235,24 @@ def check_nofile(n: int) -> str | None:
         return None
     why = (r.stderr.strip().splitlines() or ["?"])[-1]
     hint = []
-    if n > hard and os.geteuid() != 0:
-        hint.append("raising the hard limit needs root (CAP_SYS_RESOURCE)")
+    if n > hard and not _has_cap_sys_resource():
+        who = "root" if os.geteuid() == 0 else "not root"
+        hint.append(
+            f"raising the hard limit needs CAP_SYS_RESOURCE, which this process ({who}) lacks"
+            + (" (the container drops it)" if os.geteuid() == 0 else "")
+        )
     if nr_open is not None and n > nr_open:
         hint.append(f"the kernel's maximum, /proc/sys/fs/nr_open, is {nr_open}")
-    return (
-        f"cannot set RLIMIT_NOFILE to {n} (this process: soft {soft}, hard {hard}): {why}"
-        + ("; " + "; ".join(hint) if hint else "")
-    )
+    hints = "".join(f"; {h}" for h in hint)
+    return f"cannot set RLIMIT_NOFILE to {n} (this process: soft {soft}, hard {hard}): {why}{hints}"
+
+
+def _has_cap_sys_resource() -> bool:
+    """Is ``CAP_SYS_RESOURCE`` (bit 24) among this process's effective capabilities?"""
+    for line in (_read("/proc/self/status") or "").splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return os.geteuid() == 0
 
 
 def open_file_limit(pid: int) -> tuple[int, int] | None:

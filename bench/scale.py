@@ -52,11 +52,12 @@ Then a table for both and the ratios ours/Litestream for CPU, threads and RSS.
 
     python bench/scale.py                   # 200 databases, 30 s window (about 2 minutes)
     python bench/scale.py --dbs 1000
-    python bench/scale.py --dbs 10000 --nofile 200000   # ~8 descriptors per database each
+    python bench/scale.py --dbs 10000 --nofile 200000   # ~9 descriptors per database
 
-Each replicated database holds about 8 descriptors in either replicator; both raise
-their soft open-file limit to the hard one at start, so N databases need a hard limit
-above ~8 N: ``--nofile`` sets it (as root) for both replicators and the writer alike.
+Each replicated database holds descriptors in the replicator (about 9 in ours, 5 in
+Litestream); both raise their soft open-file limit to the hard one at start, so N
+databases need a hard limit above ~9 N: ``--nofile`` sets it, soft and hard, for both
+replicators and the writer alike (raising a hard limit needs ``CAP_SYS_RESOURCE``).
 The databases and replicas live under ``--workdir`` (default a fresh temporary
 folder), removed at the end unless ``--keep``; when a replicator fails, its log is
 copied to ``--log-dir`` first. On a 2-core machine the writer and the
@@ -70,6 +71,7 @@ import collections
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -82,6 +84,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _procs import (
+    L0_NAME,
     MIB,
     REPO,
     Incomplete,
@@ -91,7 +94,6 @@ from _procs import (
     cleanup_on_sigterm,
     group_open_fds,
     list_l0,
-    L0_NAME,
     marker,
     max_marker,
     open_file_limit,
@@ -184,7 +186,7 @@ def make_dbs(dbdir: Path, n: int) -> None:
 
     SQLite writes the same bytes for the same statements, so the copies are what creating
     each one would give (no ``-wal`` or ``-shm`` left: the last connection closed), in a
-    fraction of the time (10000 in about 2 s instead of about 35 s).
+    fraction of the time (10000 in 2 to 7 s instead of about 35 s).
     """
     dbdir.mkdir(parents=True)
     template = dbdir.parent / "template.sqlite"
@@ -208,7 +210,7 @@ def write_config(path: Path, dbdir: Path, replica: Path) -> None:
     )
 
 
-def first_l0_ctime(l0dir: Path) -> float | None:
+def first_l0_ctime(l0dir: str | Path) -> float | None:
     """The earliest ``st_ctime`` of the L0 files in ``l0dir``; None when there is none (yet)."""
     best: float | None = None
     try:
@@ -227,14 +229,15 @@ def first_l0_ctime(l0dir: Path) -> float | None:
 
 
 def wait_all_ready(
-    replica: Path, n: int, rep: Replicator, timeout: float, name: str
+    replica: Path, n: int, rep: Replicator, timeout: float, name: str, res: Result
 ) -> tuple[float | None, int]:
     """Wait until every database has an L0 file on the replica: (startup seconds or None, how many have one).
 
     Each round looks only at the databases still without one, so the whole wait costs
     O(N) folder reads per round, fewer as databases get there. Startup is the last
     first file's ``st_ctime`` minus the moment the process was started, not the moment
-    the harness saw it.
+    the harness saw it. Each round also notes the replicator's open-file limit and open
+    descriptors in ``res`` (so they are known even if it exits before startup ends).
     """
     t0 = time.monotonic()
     started = rep.started_at if rep.started_at is not None else time.time()
@@ -245,12 +248,13 @@ def wait_all_ready(
         t_scan = time.monotonic()
         still = []
         for db in pending:
-            t = first_l0_ctime(replica / db / "ltx" / "0")
+            t = first_l0_ctime(os.path.join(replica, db, "ltx", "0"))
             if t is None:
                 still.append(db)
             else:
                 first.append(t)
         pending = still
+        _note_files(res, rep)
         if not pending:
             return max(0.0, max(first, default=started) - started), n
         now = time.monotonic()
@@ -260,6 +264,14 @@ def wait_all_ready(
             progress(name, f"{n - len(pending)}/{n} databases have a first sync after {now - t0:.0f} s")
             next_note = now + 30.0
         time.sleep(max(0.5, 10 * (now - t_scan)))  # the scan: at most ~10% of a core
+
+
+def _note_files(res: Result, rep: Replicator) -> None:
+    """Note the replicator's open-file limit and descriptors in ``res``, if it is still there."""
+    limit = open_file_limit(rep.pid)
+    if limit is not None and rep.alive():
+        res.nofile = limit
+        res.fds_ready = group_open_fds(rep.pid)
 
 
 class LastCommitCheck:
@@ -329,6 +341,20 @@ class Result:
     stop_seconds: float | None = None
     killed: bool = False
     log_tail: str = ""
+    log_kept: Path | None = None
+    nofile: tuple[int, int] | None = None
+    """the replicator's open-file limit (soft, hard) once started, from ``/proc``"""
+    fds_ready: int | None = None
+    fds_end: int | None = None
+
+    def went_wrong(self) -> bool:
+        return bool(
+            self.failure
+            or self.rc not in (0, None)
+            or self.killed
+            or self.confirmed < self.written
+            or self.startup is None
+        )
 
 
 def restore_check(
@@ -364,94 +390,40 @@ def run_one(name: str, args: argparse.Namespace, litestream: str, work: Path) ->
     root = work / name
     dbdir, replica, cfg = root / "dbs", root / "replica", root / "litestream.yml"
     progress(name, f"creating {args.dbs} databases")
+    t_make = time.monotonic()
     make_dbs(dbdir, args.dbs)
     write_config(cfg, dbdir, replica)
+    progress(name, f"created in {time.monotonic() - t_make:.1f} s")
     cmd = (
         ours_replicate("-config", str(cfg))
         if name == "ours"
         else [litestream, "replicate", "-config", str(cfg)]
     )
-    rep = Replicator(name, cmd, root / "replicator.log", kill_after=args.stop_timeout)
-    with rep:
-        sampler = Sampler(rep.pid).start()
-        try:
-            progress(name, "started; waiting for every first sync")
-            res.startup, res.ready = wait_all_ready(replica, args.dbs, rep, args.ready_timeout)
-            if not rep.alive():
-                res.failure = "the replicator exited during startup"
-                return res
-            time.sleep(2.0)
-            writer = subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--writer-child",
-                    "--dir",
-                    str(dbdir),
-                    "--dbs",
-                    str(args.dbs),
-                    "--seconds",
-                    str(args.seconds),
-                    "--interval",
-                    str(args.interval),
-                    "--lru",
-                    str(args.lru),
-                    "--seed",
-                    str(args.seed),
-                    "--out",
-                    str(root / "writer.json"),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+    rep = Replicator(name, cmd, root / "replicator.log", kill_after=args.stop_timeout, nofile=args.nofile)
+    last: dict[int, tuple[int, float]] = {}
+    completed = False
+    try:
+        with rep:
+            sampler = Sampler(rep.pid).start()
             try:
-                assert writer.stdout is not None
-                t0 = float(json.loads(writer.stdout.readline())["t0"])
-                progress(name, f"writing for {args.seconds:g} s")
-                time.sleep(max(0.0, t0 - time.monotonic()))
-                u0, m0 = sampler.sample(), other_cpu_load()
-                time.sleep(max(0.0, t0 + args.seconds - time.monotonic()))
-                u1, m1 = sampler.sample(), other_cpu_load()
-                try:
-                    writer.wait(WRITER_BUSY_TIMEOUT + 30)  # a write may still wait for a lock
-                except subprocess.TimeoutExpired:
-                    res.failure = "the writer did not finish"
-                    return res
+                _measure(res, name, args, rep, sampler, root, dbdir, replica, last)
             finally:
-                if writer.poll() is None:
-                    writer.kill()
-                    writer.wait()
-            res.window = args.seconds
-            res.cpu = u1.cpu - u0.cpu
-            res.machine_busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1)
-            wout = json.loads((root / "writer.json").read_text())
-            last = {int(k): (int(v[0]), float(v[1])) for k, v in wout["last"].items()}
-            res.commits, res.errors, res.max_late = wout["commits"], wout["errors"], wout["max_late"]
-            res.skipped = wout["skipped"]
-            res.written = len(last)
-            t_end = float(wout["t_end"])
-            progress(name, f"checking the last commit of {len(last)} databases")
-            check = LastCommitCheck(replica, last)
-            while check.pending and time.time() < t_end + args.drain_timeout:
-                check.check_round()
-                time.sleep(0.1)
-            check.check_round()
-            found = {i: t for i, t in check.found.items() if t <= t_end + args.drain_timeout}
-            res.confirmed = len(found)
-            if found and len(found) == len(last):
-                res.all_present_after = max(0.0, max(found.values()) - t_end)
-            res.db_lags = sorted(t - last[i][1] for i, t in found.items())
-            sampler.sample()
-        finally:
-            sampler.stop()
-            res.peak_threads, res.peak_rss, res.hwm = sampler.peak_threads, sampler.peak_rss, sampler.hwm
-            progress(name, "stopping (SIGINT)")
-            rep.stop()
-            res.rc, res.stop_seconds, res.killed = rep.returncode, rep.stop_seconds, rep.killed
-            res.log_tail = rep.log_tail()
-            if not args.keep and res.failure:
-                shutil.rmtree(root, ignore_errors=True)
-    if args.restore_sample:
+                sampler.stop()
+                res.peak_threads, res.peak_rss, res.hwm = sampler.peak_threads, sampler.peak_rss, sampler.hwm
+                progress(name, "stopping (SIGINT)")
+                rep.stop()
+                res.rc, res.stop_seconds, res.killed = rep.returncode, rep.stop_seconds, rep.killed
+                progress(name, f"stopped in {fmt(res.stop_seconds, '.1f')} s, exit code {res.rc}")
+                res.log_tail = rep.log_tail()
+        completed = True
+    finally:
+        if not completed or res.went_wrong():
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            res.log_kept = rep.keep_log(Path(args.log_dir) / f"scale-{name}-{args.dbs}-{stamp}.log")
+            if res.log_kept is not None:
+                progress(name, f"replicator log kept as {res.log_kept}")
+    if args.restore_sample and not res.failure:
+        progress(name, f"restoring {min(args.restore_sample, len(last))} databases with litestream restore")
         res.restore_ok, res.restore_n, res.restore_failures = restore_check(
             litestream, replica, root, last, args.restore_sample, args.seed
         )
@@ -460,12 +432,104 @@ def run_one(name: str, args: argparse.Namespace, litestream: str, work: Path) ->
     return res
 
 
+def _measure(
+    res: Result,
+    name: str,
+    args: argparse.Namespace,
+    rep: Replicator,
+    sampler: Sampler,
+    root: Path,
+    dbdir: Path,
+    replica: Path,
+    last: dict[int, tuple[int, float]],
+) -> None:
+    """Steps 2 to 5 with the replicator running: fills ``res`` and ``last`` (db -> marker, commit time)."""
+    progress(name, "started; waiting for every first sync")
+    res.startup, res.ready = wait_all_ready(replica, args.dbs, rep, args.ready_timeout, name, res)
+    if not rep.alive():
+        res.failure = "the replicator exited during startup"
+        return
+    if res.startup is None:
+        progress(name, f"{res.ready}/{args.dbs} databases had a first sync after {args.ready_timeout:g} s")
+    else:
+        progress(name, f"every first sync after {res.startup:.1f} s; {res.fds_ready} open files")
+    time.sleep(2.0)
+    writer_cmd = [
+        sys.executable,
+        __file__,
+        "--writer-child",
+        "--dir",
+        str(dbdir),
+        "--dbs",
+        str(args.dbs),
+        "--seconds",
+        str(args.seconds),
+        "--interval",
+        str(args.interval),
+        "--lru",
+        str(args.lru),
+        "--seed",
+        str(args.seed),
+        "--out",
+        str(root / "writer.json"),
+    ]
+    if args.nofile is not None:
+        writer_cmd += ["--nofile", str(args.nofile)]
+    writer = subprocess.Popen(writer_cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None
+        t0 = float(json.loads(writer.stdout.readline())["t0"])
+        progress(name, f"writing for {args.seconds:g} s")
+        time.sleep(max(0.0, t0 - time.monotonic()))
+        u0, m0 = sampler.sample(), other_cpu_load()
+        time.sleep(max(0.0, t0 + args.seconds - time.monotonic()))
+        u1, m1 = sampler.sample(), other_cpu_load()
+        res.fds_end = group_open_fds(rep.pid)
+        try:
+            writer.wait(WRITER_BUSY_TIMEOUT + 30)  # a write may still wait for a lock
+        except subprocess.TimeoutExpired:
+            res.failure = "the writer did not finish"
+            return
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    if writer.returncode != 0:
+        res.failure = f"the writer exited with status {writer.returncode}"
+        return
+    res.window = args.seconds
+    res.cpu = u1.cpu - u0.cpu
+    res.machine_busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1)
+    wout = json.loads((root / "writer.json").read_text())
+    last.update({int(k): (int(v[0]), float(v[1])) for k, v in wout["last"].items()})
+    res.commits, res.errors, res.max_late = wout["commits"], wout["errors"], wout["max_late"]
+    res.skipped = wout["skipped"]
+    res.written = len(last)
+    t_end = float(wout["t_end"])
+    progress(name, f"checking the last commit of {len(last)} databases")
+    check = LastCommitCheck(replica, last)
+    while check.pending and time.time() < t_end + args.drain_timeout:
+        check.check_round()
+        time.sleep(0.1)
+    check.check_round()
+    found = {i: t for i, t in check.found.items() if t <= t_end + args.drain_timeout}
+    res.confirmed = len(found)
+    if found and len(found) == len(last):
+        res.all_present_after = max(0.0, max(found.values()) - t_end)
+    res.db_lags = sorted(t - last[i][1] for i, t in found.items())
+    sampler.sample()
+
+
 def fmt(x: float | None, spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
 
 
 def _core_pct(r: Result) -> float | None:
     return None if r.cpu is None or not r.window else r.cpu / r.window * 100
+
+
+def _limit(n: int) -> str:
+    return "unlimited" if n >= 2**62 else str(n)
 
 
 def _verdict(after: float | None) -> str:
@@ -478,15 +542,26 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"\nscale: {args.dbs} databases in one dir: entry, one single-row INSERT every "
         f"{args.interval * 1000:g} ms into a random one, {args.seconds:g} s window, "
-        f"file:// replicas, default settings\n"
+        f"file:// replicas, default settings"
     )
+    if args.nofile is not None:
+        print(
+            f"open-file limit (RLIMIT_NOFILE): {args.nofile} soft and hard, set by --nofile for both "
+            f"replicators and the writer\n"
+        )
+    else:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        print(
+            f"open-file limit (RLIMIT_NOFILE): inherited, soft {soft}, hard {hard} (no --nofile; "
+            f"both replicators raise soft to hard)\n"
+        )
     head = f"{'':<44}" + "".join(f"{c:>12}" for c in cols)
     if len(cols) == 2:
         head += f"{'ours/ls':>10}"
     print(head)
 
     def row(label: str, vals: list[str], rat: str = "") -> None:
-        line = f"{label:<44}" + "".join(f"{v:>12}" for v in vals)
+        line = f"{label:<44}" + "".join(f" {v:>11}" for v in vals)  # a space even when too wide
         if len(cols) == 2:
             line += f"{rat:>10}"
         print(line)
@@ -514,6 +589,14 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     num("peak_rss", 1 / MIB, ".1f")
     num("startup", with_ratio=False)
     row("  databases with a first sync", [f"{by[c].ready}/{args.dbs}" for c in cols])
+    row(
+        "open-file limit of the replicator, soft",
+        [_limit(by[c].nofile[0]) if by[c].nofile else "-" for c in cols],
+    )
+    row(
+        "open files: after startup / end of window",
+        [f"{fmt(by[c].fds_ready, '.0f')}/{fmt(by[c].fds_end, '.0f')}" for c in cols],
+    )
     row("commits in the window", [str(by[c].commits) for c in cols])
     row(
         "  writes failed (locked) / not made (late)",
@@ -554,8 +637,10 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     for r in results:
         for f in r.restore_failures:
             print(f"{r.name}: {f}")
-        if r.failure or r.rc not in (0, None) or r.killed or r.confirmed < r.written or r.startup is None:
-            print(f"\n{r.name}: {r.failure or 'something went wrong'}; replicator log tail:\n{r.log_tail}")
+        if r.went_wrong():
+            what = r.failure or "something went wrong"
+            kept = f" (whole log: {r.log_kept})" if r.log_kept else ""
+            print(f"\n{r.name}: {what}; replicator log tail{kept}:\n{r.log_tail}")
 
 
 def main() -> int:
@@ -590,6 +675,18 @@ def main() -> int:
     ap.add_argument("--litestream", help="the litestream binary (default: beside python, else PATH)")
     ap.add_argument("--workdir", help="where databases and replicas go (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep databases, replicas and logs")
+    ap.add_argument(
+        "--nofile",
+        type=int,
+        default=None,
+        help="set the open-file limit (RLIMIT_NOFILE), soft and hard, of both replicators and the writer "
+        "to N (about 8 per database; raising the hard limit needs root; default: leave the limits alone)",
+    )
+    ap.add_argument(
+        "--log-dir",
+        default=tempfile.gettempdir(),
+        help="where the replicator's log is copied when it fails (default: the temporary folder)",
+    )
     # the writer process
     ap.add_argument("--writer-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
@@ -600,6 +697,11 @@ def main() -> int:
         return writer_child(args)
     if args.ready_timeout is None:
         args.ready_timeout = 60.0 + 0.25 * args.dbs
+    if args.nofile is not None:
+        why = "--nofile must be positive" if args.nofile < 1 else check_nofile(args.nofile)
+        if why is not None:
+            print(f"error: --nofile {args.nofile}: {why}", file=sys.stderr)
+            return 2
     litestream = require_litestream(args.litestream)
     if litestream is None:
         return 2
