@@ -356,3 +356,32 @@ def test_shutdown_cancels_a_running_snapshot(tmp_path: Path) -> None:
     assert not set(staging) & set(_compaction_temps(meta)), "the next start finds no old staging file"
     assert rep.interrupt() == 0, (tmp_path / "restart.log").read_text()
     assert _compaction_temps(meta) == []
+
+
+def test_sigkill_with_a_leading_edge_upload_in_flight_loses_nothing(
+    tmp_path: Path, s3_server: S3Server, proxy: FaultProxy
+) -> None:
+    """A kill point of the runtime: commits after a quiet moment are synced at once and their
+    upload is on the wire (held by the black hole) when the process is SIGKILLed. Nothing
+    ran after the kill; the next start ships what the meta directory holds and syncs what
+    the WAL holds, and a restore has every committed row."""
+    db = tmp_path / "app.db"
+    make_db(db)
+    bucket = s3_server.new_bucket()
+    log = tmp_path / "replicate.log"
+    cfg = _one_db_config(tmp_path, db, _s3_url(bucket, proxy.endpoint), "10s")
+    rep = Replicator("-config", str(cfg), env=s3_env(), log=log)
+    wait_for(lambda: _max_txid(s3_server.list_keys(bucket)) >= 1, 60, "the first upload")
+    time.sleep(1.5)  # a quiet moment: the next commit is a leading edge
+    proxy.black_hole()
+    held = proxy.held
+    assert start_writer(db, 1, 120, every=0).wait(60) == 0
+    wait_for(lambda: proxy.held > held, 30, "the leading-edge upload to be on the wire")
+    rep.kill()
+    assert rep.proc.returncode == -signal.SIGKILL
+    last = _max_txid(_local_l0(db))
+    assert _max_txid(s3_server.list_keys(bucket)) < last or not _synced(db), "the upload was in flight"
+
+    proxy.close()
+    _ship_after_restart(tmp_path, db, s3_server, bucket, last, tmp_path / "restart.log")
+    assert _restore(_s3_url(bucket, s3_server.endpoint), tmp_path / "out.db") == list(range(1, 121))
