@@ -109,10 +109,8 @@ class Job:
 
     def _schedule(self, at: float) -> None:  # with self._cond held
         if at <= time.monotonic() and not (self._queued or self._running):
-            self._due = None  # due now: straight to a worker, no detour through the scheduler
-            self._token = next(self._runtime._tokens)  # and any entry still in the heap is void
-            self._queued = True
-            self._runtime._queues[self._pool].put(self._run)
+            self._token = next(self._runtime._tokens)  # any entry still in the heap is void
+            self._hand_over()  # due now: straight to a worker, no detour through the scheduler
             return
         self._due = at
         self._token = self._runtime._push(at, self)
@@ -122,11 +120,16 @@ class Job:
         with self._cond:
             if token != self._token or self._cancelled:
                 return
-            self._due = None
             if self._queued or self._running:  # started again meanwhile: one more round after this
+                self._due = None
                 self._again = True
                 return
-            self._queued = True
+            self._hand_over()
+
+    def _hand_over(self) -> None:  # with self._cond held
+        """Queue the step on the job's pool (it begins when a worker takes it)."""
+        self._due = None
+        self._queued = True
         self._runtime._queues[self._pool].put(self._run)
 
     def _run(self) -> None:

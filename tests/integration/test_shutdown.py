@@ -123,6 +123,19 @@ def _ship_after_restart(
     assert rc == 0, log.read_text()
 
 
+def _replicate_through(
+    tmp_path: Path, proxy: FaultProxy, s3_server: S3Server, timeout: str
+) -> tuple[Path, str, Path, Replicator]:
+    """A fresh database replicated to a new bucket through ``proxy`` with that
+    ``shutdown-sync-timeout``: the database, the bucket, the log, the replicator."""
+    db = tmp_path / "app.db"
+    make_db(db)
+    bucket = s3_server.new_bucket()
+    log = tmp_path / "replicate.log"
+    cfg = _one_db_config(tmp_path, db, _s3_url(bucket, proxy.endpoint), timeout)
+    return db, bucket, log, Replicator("-config", str(cfg), env=s3_env(), log=log)
+
+
 @pytest.fixture
 def proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
     p = FaultProxy(s3_server.endpoint)
@@ -146,12 +159,7 @@ def test_sigterm_with_an_unreachable_store_is_bounded_and_loses_nothing(
     """SIGTERM while the store is unreachable: exit 1 within shutdown-sync-timeout + 2 s,
     naming the database; its L0 files stay; the next start ships them and a restore holds
     every committed row."""
-    db = tmp_path / "app.db"
-    make_db(db)
-    bucket = s3_server.new_bucket()
-    log = tmp_path / "replicate.log"
-    cfg = _one_db_config(tmp_path, db, _s3_url(bucket, proxy.endpoint), f"{TIMEOUT:g}s")
-    rep = Replicator("-config", str(cfg), env=s3_env(), log=log)
+    db, bucket, log, rep = _replicate_through(tmp_path, proxy, s3_server, f"{TIMEOUT:g}s")
     wait_for(lambda: _max_txid(s3_server.list_keys(bucket)) >= 1, 60, "the first upload")
     _cut(proxy, how)
     assert start_writer(db, 1, 200, every=0).wait(60) == 0
@@ -207,12 +215,7 @@ def test_sigterm_during_start_up_with_a_black_holed_store_is_bounded(
 def test_a_second_signal_exits_at_once(tmp_path: Path, s3_server: S3Server, proxy: FaultProxy) -> None:
     """A long shutdown-sync-timeout and a black-holed store: the second SIGTERM ends the
     process within 2 s, status 128 + 15; the L0 files stay and the next start ships them."""
-    db = tmp_path / "app.db"
-    make_db(db)
-    bucket = s3_server.new_bucket()
-    log = tmp_path / "replicate.log"
-    cfg = _one_db_config(tmp_path, db, _s3_url(bucket, proxy.endpoint), "60s")
-    rep = Replicator("-config", str(cfg), env=s3_env(), log=log)
+    db, bucket, log, rep = _replicate_through(tmp_path, proxy, s3_server, "60s")
     wait_for(lambda: _max_txid(s3_server.list_keys(bucket)) >= 1, 60, "the first upload")
     proxy.black_hole()
     assert start_writer(db, 1, 150, every=0).wait(60) == 0
@@ -365,12 +368,7 @@ def test_sigkill_with_a_leading_edge_upload_in_flight_loses_nothing(
     upload is on the wire (held by the black hole) when the process is SIGKILLed. Nothing
     ran after the kill; the next start ships what the meta directory holds and syncs what
     the WAL holds, and a restore has every committed row."""
-    db = tmp_path / "app.db"
-    make_db(db)
-    bucket = s3_server.new_bucket()
-    log = tmp_path / "replicate.log"
-    cfg = _one_db_config(tmp_path, db, _s3_url(bucket, proxy.endpoint), "10s")
-    rep = Replicator("-config", str(cfg), env=s3_env(), log=log)
+    db, bucket, _log, rep = _replicate_through(tmp_path, proxy, s3_server, "10s")
     wait_for(lambda: _max_txid(s3_server.list_keys(bucket)) >= 1, 60, "the first upload")
     time.sleep(1.5)  # a quiet moment: the next commit is a leading edge
     proxy.black_hole()
