@@ -49,6 +49,9 @@ def _wait_restored(client: ReplicaClient, tmp: Path, rows: list[int], what: str)
             return _restored(client, tmp) == rows
         except PyLitestreamError:  # nothing to restore yet, or a file replaced while we listed
             return False
+        except sqlite3.OperationalError as e:  # a real early state: the file made, the table not yet
+            assert "no such table" in str(e), e
+            return False
 
     wait_for(ready, timeout=20, what=what)
 
